@@ -1,0 +1,38 @@
+# seq2seq: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 1
+ARGS ?=
+
+.PHONY: help install train test test-fast lint format clean
+
+help:  ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv (if needed) and install the package with its dev tools
+
+train: $(STAMP)  ## train the default model (LSTM + Bahdanau, Multi30k de->en); ARGS=overrides
+	OMP_NUM_THREADS= $(PY) train.py $(ARGS)
+
+test: $(STAMP)  ## run every test (what CI runs)
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)  ## skip the tests marked slow
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check seq2seq tests experiments train.py translate.py
+
+format: $(STAMP)  ## ruff format + import sorting
+	$(VENV)/bin/ruff check --fix --select I seq2seq tests experiments train.py translate.py
+
+clean:  ## remove caches and run outputs (keeps .venv)
+	rm -rf .cache outputs multirun lightning_logs .pytest_cache .ruff_cache **/__pycache__

@@ -1,0 +1,42 @@
+"""Entry points: Hydra parses the command line, the pipeline does the work, and bad input
+ends in one clear message instead of a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from seq2seq.checkpoint import CheckpointError
+from seq2seq.data.errors import DataError
+
+CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+USER_ERRORS = (DataError, CheckpointError)
+
+
+def _run(fn, cfg: DictConfig):
+    try:
+        return fn(cfg)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="train")
+def train_main(cfg: DictConfig) -> float | None:
+    """python train.py [group=option ...] [key=value ...]"""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    from seq2seq.pipeline import train
+
+    metrics = _run(train, cfg)
+    return (metrics or {}).get(cfg.get("optimized_metric", "val/bleu"))
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="translate")
+def translate_main(cfg: DictConfig) -> None:
+    """python translate.py ckpt=PATH [src=FILE] [out=FILE]"""
+    from seq2seq.translation import translate
+
+    _run(translate, cfg)

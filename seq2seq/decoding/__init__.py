@@ -1,0 +1,1 @@
+"""Search over a decoder's `step()`: plain PyTorch, batched, no Lightning."""

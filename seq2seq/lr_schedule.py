@@ -1,0 +1,35 @@
+"""Learning-rate schedules as multipliers of the base rate, one value per optimizer step."""
+
+from __future__ import annotations
+
+import math
+
+
+class WarmupSchedule:
+    """lr multiplier at step i.
+
+    name: "constant"; "inverse_sqrt" (linear warmup, then sqrt(warmup / i));
+    "cosine" (linear warmup, then cosine decay to `min_ratio` at `total_steps`).
+    A plain object (not a closure) so LambdaLR can save and restore it in checkpoints.
+    """
+
+    NAMES = ("constant", "inverse_sqrt", "cosine")
+
+    def __init__(self, name: str = "constant", warmup_steps: int = 0, total_steps: int = 0,
+                 min_ratio: float = 0.0):
+        if name not in self.NAMES:
+            raise ValueError(f"optim.schedule={name!r}: choose one of {', '.join(self.NAMES)} "
+                             "or plateau")
+        self.name, self.warmup_steps = name, warmup_steps
+        self.total_steps, self.min_ratio = total_steps, min_ratio
+
+    def __call__(self, step: int) -> float:
+        if self.warmup_steps and step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.name == "constant":
+            return 1.0
+        if self.name == "inverse_sqrt":
+            return math.sqrt(max(self.warmup_steps, 1) / max(step, 1))
+        span = max(self.total_steps - self.warmup_steps, 1)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,60 @@
+"""Recurrent encoder: embeddings and a (bi)directional GRU/LSTM over packed sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seq2seq.models.rnn import rnn_class
+
+
+@dataclass
+class EncoderOutput:
+    """states: [B, S, H_enc] top-layer outputs (zero at padding);
+    final: [B, H_enc] last state of the top layer (both directions concatenated)."""
+
+    states: torch.Tensor
+    final: torch.Tensor
+
+
+class RNNEncoder(nn.Module):
+    """Embeds source ids and runs a multi-layer (bi)directional RNN.
+
+    Args:
+        vocab_size: source vocabulary size V (wired in code).
+        emb_size: embedding size E (wired in code from model.emb_size).
+        cell: "lstm" or "gru".
+        hidden_size: units per direction.
+        num_layers: stacked layers.
+        bidirectional: run a backward RNN too and concatenate.
+        dropout: on the embeddings and between layers.
+        pad_id: padding id (its embedding stays zero).
+    """
+
+    def __init__(self, vocab_size: int, emb_size: int, cell: str = "lstm", hidden_size: int = 256,
+                 num_layers: int = 1, bidirectional: bool = True, dropout: float = 0.2,
+                 pad_id: int = 0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.cell = cell
+        self.rnn = rnn_class(cell, "model.encoder.cell")(
+            emb_size, hidden_size, num_layers=num_layers, batch_first=True,
+            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
+        """src: [B, S] long; src_lengths: [B] long (>= 1) -> EncoderOutput."""
+        emb = self.dropout(self.embedding(src))  # [B, S, E]
+        packed = pack_padded_sequence(emb, src_lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        h = hidden[0] if isinstance(hidden, tuple) else hidden  # [L * dirs, B, H]
+        dirs = 2 if self.rnn.bidirectional else 1
+        final = h[-dirs:].transpose(0, 1).reshape(src.size(0), -1)  # [B, dirs * H]
+        return EncoderOutput(states=self.dropout(states), final=final)

@@ -1,0 +1,174 @@
+"""The LightningModule: teacher forcing with scheduled sampling, label smoothing, Adam and
+LR schedules, validation and test BLEU from greedy decoding.
+
+It receives plain config and builds its model, so a checkpoint rebuilds itself; the
+SentencePiece models travel inside the checkpoint as byte tensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning as L
+import torch
+import torch.distributed as dist
+
+from seq2seq.data.batch import Batch
+from seq2seq.data.tokenizer import PAD_ID, SubwordTokenizer
+from seq2seq.decoding.greedy import greedy_decode
+from seq2seq.loss import label_smoothed_nll
+from seq2seq.lr_schedule import WarmupSchedule
+from seq2seq.metrics import corpus_scores
+from seq2seq.models.seq2seq import build_seq2seq
+from seq2seq.scheduled_sampling import ScheduledSampling
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "optim": {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0,
+              "schedule": "constant", "warmup_steps": 0, "min_ratio": 0.0,
+              "plateau_factor": 0.5, "plateau_patience": 2},
+    "loss": {"label_smoothing": 0.1},
+    "scheduled_sampling": {"schedule": "constant", "k": 1.0, "c": 0.0, "eps_min": 0.0},
+    "decode": {"max_len_a": 1.5, "max_len_b": 10},
+}
+
+
+def _merged(config: dict) -> dict:
+    out = {k: dict(v) for k, v in DEFAULTS.items()}
+    for k, v in config.items():
+        out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) and k in out else v
+    return out
+
+
+class Seq2SeqModule(L.LightningModule):
+    """Args:
+        config: plain dict with `model` (see build_seq2seq), `optim`, `loss`,
+            `scheduled_sampling`, `decode`.
+        src_vocab_size, tgt_vocab_size: vocabulary sizes (from the tokenizers).
+    """
+
+    def __init__(self, config: dict, src_vocab_size: int, tgt_vocab_size: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = _merged(config)
+        self.model = build_seq2seq(self.config["model"], src_vocab_size, tgt_vocab_size, PAD_ID)
+        self.teacher_forcing = ScheduledSampling(**self.config["scheduled_sampling"])
+        self.src_tokenizer: SubwordTokenizer | None = None
+        self.tgt_tokenizer: SubwordTokenizer | None = None
+        self._outputs: dict[str, dict[int, str]] = {}
+        self._last_time: float | None = None
+        self.test_scores = None
+
+    # -- tokenizers travel with the checkpoint -----------------------------------------------
+
+    def set_tokenizers(self, src: SubwordTokenizer, tgt: SubwordTokenizer) -> None:
+        self.src_tokenizer, self.tgt_tokenizer = src, tgt
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.src_tokenizer is not None:
+            checkpoint["tokenizers"] = {
+                side: torch.frombuffer(bytearray(tok.model_proto), dtype=torch.uint8)
+                for side, tok in (("src", self.src_tokenizer), ("tgt", self.tgt_tokenizer))}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        toks = checkpoint.get("tokenizers")
+        if toks:
+            src = SubwordTokenizer(toks["src"].numpy().tobytes())
+            same = torch.equal(toks["src"], toks["tgt"])
+            self.set_tokenizers(src, src if same else SubwordTokenizer(toks["tgt"].numpy().tobytes()))
+
+    # -- training -----------------------------------------------------------------------------
+
+    def _loss(self, batch: Batch, teacher_forcing_ratio: float = 1.0):
+        logits, _ = self.model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in,
+                               teacher_forcing_ratio)
+        return label_smoothed_nll(logits, batch.tgt_out,
+                                  self.config["loss"]["label_smoothing"], PAD_ID)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        ratio = self.teacher_forcing(self.global_step)
+        loss_sum, nll_sum, ntok = self._loss(batch, ratio)
+        loss = loss_sum / ntok
+        now = time.perf_counter()
+        if self._last_time is not None:
+            self.log("train/tokens_per_s", ntok / max(now - self._last_time, 1e-9),
+                     prog_bar=True)
+        self._last_time = now
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/ppl", torch.exp(nll_sum / ntok))
+        self.log("train/teacher_forcing", ratio)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning calls set_epoch only on `.sampler`, never on a batch sampler
+        sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.current_epoch)
+        self._last_time = None
+
+    def configure_optimizers(self):
+        o = self.config["optim"]
+        opt = torch.optim.Adam(self.parameters(), lr=o["lr"], betas=tuple(o["betas"]),
+                               eps=o["eps"], weight_decay=o["weight_decay"])
+        if o["schedule"] == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=o["plateau_factor"], patience=o["plateau_patience"])
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/bleu",
+                                                       "interval": "epoch"}}
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer else 0
+        fn = WarmupSchedule(o["schedule"], o["warmup_steps"], total, o["min_ratio"])
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def translate_batch(self, batch: Batch) -> list[str]:
+        """Greedy translations of a batch, detokenized."""
+        d = self.config["decode"]
+        hyps = greedy_decode(self.model, batch.src, batch.src_lengths, batch.src_mask,
+                             d["max_len_a"], d["max_len_b"])
+        return self.tgt_tokenizer.decode(hyps.tokens)
+
+    def _eval_step(self, batch: Batch, stage: str) -> None:
+        loss_sum, nll_sum, ntok = self._loss(batch)
+        self.log(f"{stage}/loss", loss_sum / ntok, batch_size=ntok, sync_dist=True)
+        self.log(f"{stage}/ppl", torch.exp(nll_sum / ntok), batch_size=ntok, sync_dist=True)
+        if self.tgt_tokenizer is not None:
+            hyps = self.translate_batch(batch)
+            self._outputs.setdefault(stage, {}).update(zip(batch.ids.tolist(), hyps, strict=True))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _gather(self, stage: str) -> dict[int, str]:
+        mine = self._outputs.pop(stage, {})
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            parts = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, mine)
+            mine = {k: v for p in parts for k, v in p.items()}
+        return mine
+
+    def _score(self, stage: str):
+        outputs = self._gather(stage)
+        if not outputs or self.trainer.datamodule is None:
+            return None, outputs
+        refs = self.trainer.datamodule.references(stage)
+        ids = sorted(outputs)
+        scores = corpus_scores([outputs[i] for i in ids], [refs[i] for i in ids])
+        self.log(f"{stage}/bleu", scores.bleu, rank_zero_only=False)
+        self.log(f"{stage}/chrf", scores.chrf, rank_zero_only=False)
+        return scores, outputs
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._outputs.pop("val", None)
+            return
+        self._score("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_scores, self.test_outputs = self._score("test")

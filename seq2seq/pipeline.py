@@ -1,0 +1,79 @@
+"""train(cfg): build data, model, callbacks, loggers and Trainer from a Hydra config; fit; test."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.data.tokenizer import atomic_write_bytes
+from seq2seq.module import Seq2SeqModule
+
+log = logging.getLogger(__name__)
+
+MODULE_KEYS = ("model", "optim", "loss", "scheduled_sampling", "decode")
+
+
+def module_config(cfg: DictConfig) -> dict:
+    """The plain-data part of the config the LightningModule (and its checkpoints) keep."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODULE_KEYS if k in cfg}
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit a model as configured, then score it on the test split. Returns the final metrics."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    src_tok, tgt_tok = datamodule.build_tokenizers()
+    module = Seq2SeqModule(module_config(cfg), len(src_tok), len(tgt_tok))
+    module.set_tokenizers(src_tok, tgt_tok)
+    n_params = sum(p.numel() for p in module.parameters())
+    log.info("model: %s parameters", f"{n_params:,}")
+
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True),
+                        callbacks=callbacks, logger=loggers or False,
+                        default_root_dir=str(run_dir), use_distributed_sampler=False)
+    try:
+        for lg in loggers:
+            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.get("test", True):
+            metrics.update(_test(cfg, trainer, module, datamodule, run_dir))
+    finally:
+        for lg in loggers:
+            lg.finalize("success")
+    return metrics
+
+
+def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: Path) -> dict:
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    trainer.test(module, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
+    scores = module.test_scores
+    if not trainer.is_global_zero or scores is None:
+        return {}
+    outputs = module.test_outputs
+    refs, srcs = datamodule.references("test"), datamodule.sources("test")
+    hyps = [outputs.get(i, "") for i in range(len(refs))]
+    out = run_dir / "translations" / "test.hyp.txt"
+    atomic_write_bytes(out, ("\n".join(hyps) + "\n").encode("utf-8"))
+    print(f"\nTest ({'best' if best else 'last'} weights, greedy), {len(hyps)} sentences:")
+    print(scores)
+    for i in range(min(cfg.get("show_examples", 3), len(hyps))):
+        print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")
+    print(f"translations: {out}")
+    return {"test/bleu": scores.bleu, "test/chrf": scores.chrf}
