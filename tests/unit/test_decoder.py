@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from seq2seq.models.seq2seq import build_seq2seq, locate
+from tests.conftest import PRESETS, model_config
+
+V = 23
+
+
+def _batch():
+    torch.manual_seed(1)
+    src = torch.randint(4, V, (3, 6))
+    lengths = torch.tensor([6, 4, 2])
+    mask = torch.arange(6)[None] < lengths[:, None]
+    src = src.masked_fill(~mask, 0)
+    tgt_in = torch.randint(4, V, (3, 5))
+    return src, lengths, mask, tgt_in
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_stepwise_logits_equal_forward_logits(preset):
+    torch.manual_seed(0)
+    model = build_seq2seq(model_config(preset), V, V).eval()
+    src, lengths, mask, tgt_in = _batch()
+    logits, weights = model(src, lengths, mask, tgt_in)
+    assert logits.shape == (3, 5, V) and weights.shape == (3, 5, 6)
+    state = model.encode(src, lengths, mask)
+    for t in range(tgt_in.size(1)):
+        step_logits, state, step_w = model.decoder.step(tgt_in[:, t], state)
+        torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(step_w, weights[:, t], rtol=1e-5, atol=1e-6)
+
+
+def test_parallel_forward_is_used_only_when_allowed():
+    model = build_seq2seq(model_config("lstm_luong_general",
+                                       ["model.decoder.input_feeding=false"]), V, V)
+    assert model.decoder.parallel_forward
+    assert not build_seq2seq(model_config("lstm_luong_general"), V, V).decoder.parallel_forward
+    assert not build_seq2seq(model_config("lstm_bahdanau",
+                                          ["model.decoder.input_feeding=false"]), V, V
+                             ).decoder.parallel_forward
+
+
+def test_parallel_forward_equals_stepwise():
+    torch.manual_seed(0)
+    model = build_seq2seq(model_config("gru_luong_general",
+                                       ["model.decoder.input_feeding=false"]), V, V).eval()
+    src, lengths, mask, tgt_in = _batch()
+    logits, _ = model(src, lengths, mask, tgt_in)
+    state = model.encode(src, lengths, mask)
+    for t in range(tgt_in.size(1)):
+        step_logits, state, _ = model.decoder.step(tgt_in[:, t], state)
+        torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_state_index_select_reorders_rows():
+    model = build_seq2seq(model_config("lstm_bahdanau"), V, V).eval()
+    src, lengths, mask, _ = _batch()
+    state = model.encode(src, lengths, mask)
+    rows = torch.tensor([2, 0])
+    sub = state.index_select(rows)
+    assert sub.hidden.shape[1] == 2 and sub.keys.shape[0] == 2
+    torch.testing.assert_close(sub.hidden[:, 0], state.hidden[:, 2])
+    torch.testing.assert_close(sub.src_mask, state.src_mask[rows])
+
+
+def test_tied_embeddings_share_weights():
+    model = build_seq2seq(model_config("gru_bahdanau", ["model.tie_embeddings=true"]), V, V)
+    assert model.decoder.output.weight is model.decoder.embedding.weight
+
+
+def test_scheduled_sampling_changes_inputs_but_keeps_shapes():
+    torch.manual_seed(0)
+    model = build_seq2seq(model_config("gru_bahdanau"), V, V).eval()
+    src, lengths, mask, tgt_in = _batch()
+    tf, _ = model(src, lengths, mask, tgt_in, teacher_forcing_ratio=1.0)
+    own, _ = model(src, lengths, mask, tgt_in, teacher_forcing_ratio=0.0)
+    assert own.shape == tf.shape
+    torch.testing.assert_close(own[:, 0], tf[:, 0])  # the first input is always bos
+    assert not torch.allclose(own[:, 1:], tf[:, 1:])
+
+
+def test_targets_outside_the_model_package_are_refused():
+    with pytest.raises(ValueError, match="not a class of seq2seq.models"):
+        locate("os.system")

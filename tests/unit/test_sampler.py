@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from seq2seq.data.errors import DataError
+from seq2seq.data.sampler import BucketBatchSampler
+
+
+def _lengths(n=1003, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(2, 60, n), rng.integers(2, 60, n)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_ranks_cover_every_example_once_with_equal_batch_counts(world):
+    src, tgt = _lengths()
+    for epoch in (0, 1):
+        seen, counts = [], []
+        for rank in range(world):
+            s = BucketBatchSampler(src, tgt, max_tokens=500, seed=7, num_replicas=world,
+                                   rank=rank)
+            s.set_epoch(epoch)
+            batches = list(s)
+            assert len(batches) == len(s)
+            counts.append(len(batches))
+            seen += [i for b in batches for i in b]
+        assert len(set(counts)) == 1
+        assert sorted(seen) == list(range(len(src)))
+
+
+def test_token_budget_counts_padded_tokens():
+    src, tgt = _lengths()
+    s = BucketBatchSampler(src, tgt, max_tokens=500, seed=1)
+    for b in s:
+        assert len(b) * max(src[b].max(), tgt[b].max()) <= 500
+
+
+def test_batches_change_with_epoch_but_not_with_rank_view():
+    src, tgt = _lengths()
+    a = BucketBatchSampler(src, tgt, max_tokens=500, seed=1)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+    a.set_epoch(0)
+    assert list(a) == first
+
+
+def test_sentence_count_batches():
+    src, tgt = _lengths(100)
+    s = BucketBatchSampler(src, tgt, batch_size=16, shuffle=False)
+    sizes = sorted(len(b) for b in s)
+    assert sizes[-1] == 16 and sum(sizes) == 100
+
+
+def test_budget_smaller_than_longest_example_is_refused():
+    with pytest.raises(DataError, match="data.max_tokens=10 is smaller than the longest"):
+        BucketBatchSampler([5, 30], [4, 12], max_tokens=10)
+
+
+def test_sorting_keeps_padding_low():
+    src, tgt = _lengths(5000)
+    assert BucketBatchSampler(src, tgt, max_tokens=2000).padding_efficiency() > 0.5
