@@ -147,7 +147,7 @@ class RNNDecoder(nn.Module):
             att, _, weights = self._advance(emb, state)
             return self.output(att), weights
         sampling = teacher_forcing_ratio < 1.0
-        atts, all_weights, all_logits = [], [], []
+        atts, all_weights = [], []
         prev_logits = None
         for t in range(tgt_in.size(1)):
             emb_t = emb[:, t : t + 1]  # [B, 1, E]

@@ -1,0 +1,67 @@
+"""Checkpoints: self-describing, safe to load, and giving identical outputs after a round trip."""
+
+import torch
+
+from seq2seq.checkpoint import CheckpointError, load_module
+from seq2seq.translation import translate_lines
+
+SENTENCES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee."]
+
+
+def test_training_writes_last_and_best_checkpoints(tiny_run):
+    run_dir, metrics, _ = tiny_run
+    ckpts = {p.name for p in (run_dir / "checkpoints").glob("*.ckpt")}
+    assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
+    assert "val/bleu" in metrics and "test/bleu" in metrics
+    hyp = (run_dir / "translations" / "test.hyp.txt").read_text().splitlines()
+    assert len(hyp) == 40
+
+
+def test_checkpoint_loads_with_weights_only(tiny_run):
+    ckpt = torch.load(tiny_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    assert set(ckpt["tokenizers"]) == {"src", "tgt"}
+    assert ckpt["hyper_parameters"]["config"]["model"]["encoder"]["cell"] == "gru"
+
+
+def test_round_trip_gives_identical_outputs(tiny_run, tmp_path):
+    path = tiny_run[0] / "checkpoints" / "last.ckpt"
+    a = load_module(path)
+    b = load_module(path)
+    src = torch.randint(4, 300, (2, 7))
+    lengths = torch.tensor([7, 5])
+    mask = torch.arange(7)[None] < lengths[:, None]
+    tgt = torch.randint(4, 300, (2, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(a.model(src, lengths, mask, tgt)[0],
+                                   b.model(src, lengths, mask, tgt)[0], rtol=0, atol=0)
+    out = translate_lines(a, SENTENCES)
+    assert out == translate_lines(b, SENTENCES)
+    assert len(out) == 3 and out[1] == ""
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("EVIL CODE RAN",))
+
+
+def test_checkpoint_carrying_a_pickled_object_is_refused(tiny_run, tmp_path, capsys):
+    ckpt = torch.load(tiny_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["hyper_parameters"]["config"]["evil"] = Evil()
+    torch.save(ckpt, tmp_path / "evil.ckpt")
+    capsys.readouterr()
+    try:
+        load_module(tmp_path / "evil.ckpt")
+        raise AssertionError("an unsafe checkpoint was loaded")
+    except CheckpointError as e:
+        assert "evil.ckpt" in str(e) and "refused" in str(e)
+    assert "EVIL CODE RAN" not in capsys.readouterr().out
+
+
+def test_truncated_checkpoint_is_reported(tiny_run, tmp_path):
+    data = (tiny_run[0] / "checkpoints" / "last.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 3])
+    try:
+        load_module(tmp_path / "cut.ckpt")
+        raise AssertionError("a truncated checkpoint was loaded")
+    except CheckpointError as e:
+        assert "cut.ckpt" in str(e)

@@ -1,0 +1,101 @@
+"""The documented commands, run as a user runs them: train.py, then translate.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def run(args: list[str], cwd: Path, timeout: int = 900, stdin: str | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, input=stdin, env=full_env)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_root):
+    """The issue's first command, as written: 60 steps of the default model on Multi30k."""
+    tmp = tmp_path_factory.mktemp("cli")
+    proc = run([str(ROOT / "train.py"), f"hydra.run.dir={tmp}/RUN", "trainer.accelerator=cpu",
+                "trainer.devices=1", "trainer.max_steps=60", "trainer.limit_val_batches=2"],
+               cwd=tmp, env={"SEQ2SEQ_DATA_DIR": str(data_root),
+                             "SEQ2SEQ_CACHE_DIR": str(tmp / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, proc
+
+
+@pytest.mark.slow
+def test_train_writes_last_checkpoint_and_prints_test_bleu(trained):
+    tmp, proc = trained
+    assert (tmp / "RUN" / "checkpoints" / "last.ckpt").is_file()
+    assert "BLEU" in proc.stdout and "nrefs:1|case:mixed" in proc.stdout
+    hyps = (tmp / "RUN" / "translations" / "test.hyp.txt").read_text().splitlines()
+    assert len(hyps) == 1000
+
+
+@pytest.mark.slow
+def test_checkpoint_loads_with_torch_weights_only(trained):
+    tmp, _ = trained
+    proc = run(["-c", "import torch; torch.load('RUN/checkpoints/last.ckpt', weights_only=True)"],
+               cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_translate_gives_one_line_per_input_line(trained):
+    tmp, _ = trained
+    lines = ["Ein Mann schläft.", "", "Zwei Kinder spielen im Park.", "Ein Hund."]
+    (tmp / "IN").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = run([str(ROOT / "translate.py"), "ckpt=RUN/checkpoints/last.ckpt", "src=IN",
+                "out=OUT"], cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    out = (tmp / "OUT").read_text(encoding="utf-8").split("\n")
+    assert out[-1] == "" and len(out[:-1]) == 4
+    assert out[1] == "" and all(out[i] for i in (0, 2, 3))
+
+
+@pytest.mark.slow
+def test_translate_streams_stdin_to_stdout(trained):
+    tmp, _ = trained
+    proc = run([str(ROOT / "translate.py"), "ckpt=RUN/checkpoints/last.ckpt"], cwd=tmp,
+               stdin="Ein Mann schläft.\nEine Frau liest.\n")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_translate_empty_input_writes_empty_output(trained):
+    tmp, _ = trained
+    (tmp / "EMPTY").write_text("")
+    proc = run([str(ROOT / "translate.py"), "ckpt=RUN/checkpoints/last.ckpt", "src=EMPTY",
+                "out=OUT_EMPTY"], cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp / "OUT_EMPTY").read_text() == ""
+
+
+def test_translate_missing_checkpoint_fails_clearly(tmp_path):
+    (tmp_path / "IN").write_text("Hallo\n")
+    proc = run([str(ROOT / "translate.py"), "ckpt=missing.ckpt", "src=IN", "out=OUT"],
+               cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert "missing.ckpt" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_unequal_parallel_files_fail_clearly(tmp_path):
+    (tmp_path / "T.de").write_text("eins\nzwei\ndrei\n")
+    (tmp_path / "T.en").write_text("one\ntwo\n")
+    proc = run([str(ROOT / "train.py"), "data=parallel_files", "data.train.src=T.de",
+                "data.train.tgt=T.en", "data.val.src=T.de", "data.val.tgt=T.en",
+                "data.test.src=T.de", "data.test.tgt=T.en", f"hydra.run.dir={tmp_path}/RUN",
+                f"data.cache_dir={tmp_path}/cache"], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "T.de has 3 lines" in proc.stderr and "T.en has 2 lines" in proc.stderr

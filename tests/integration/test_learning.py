@@ -1,0 +1,40 @@
+"""The model really learns: it memorizes 100 pairs and greedy decoding reproduces them."""
+
+import pytest
+import torch
+
+from seq2seq.data.batch import collate
+from seq2seq.decoding.greedy import greedy_decode
+from seq2seq.loss import label_smoothed_nll
+from seq2seq.models.seq2seq import build_seq2seq
+from tests.conftest import model_config
+
+V = 24
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["gru_bahdanau", "lstm_luong_general"])
+def test_overfit_100_pairs(preset):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    pairs = []
+    for i in range(100):
+        n = int(torch.randint(3, 9, (1,), generator=g))
+        src = torch.randint(4, V, (n,), generator=g)
+        pairs.append((i, src, torch.flip(src, [0])))  # target: the source reversed
+    model = build_seq2seq(model_config(preset, [
+        "model.emb_size=32", "model.encoder.hidden_size=64", "model.decoder.hidden_size=128"],
+        small=False) | {"emb_size": 32}, V, V)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    batch = collate(pairs)
+    model.train()
+    for _ in range(300):
+        logits, _ = model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
+        loss_sum, _, ntok = label_smoothed_nll(logits, batch.tgt_out)
+        opt.zero_grad()
+        (loss_sum / ntok).backward()
+        opt.step()
+    assert loss_sum.item() / ntok < 0.02
+    model.eval()
+    hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask)
+    assert hyps.tokens == [p[2].tolist() for p in pairs]
