@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from seq2seq.allocator import tune_glibc_malloc
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.data.errors import DataError
 
@@ -17,6 +18,7 @@ USER_ERRORS = (DataError, CheckpointError)
 
 
 def _run(fn, cfg: DictConfig):
+    tune_glibc_malloc()
     try:
         return fn(cfg)
     except USER_ERRORS as e:

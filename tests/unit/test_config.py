@@ -1,0 +1,52 @@
+"""The configs compose as documented, and mirror the code."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from seq2seq.models.seq2seq import build_seq2seq
+from tests.conftest import CONF, PRESETS, compose_train, model_config
+
+
+def test_default_is_lstm_bahdanau_multi30k_de_en():
+    cfg = compose_train()
+    assert cfg.model.encoder.cell == "lstm" and cfg.model.decoder.cell == "lstm"
+    assert cfg.model.attention._target_.endswith("BahdanauAttention")
+    assert (cfg.data.src_lang, cfg.data.tgt_lang) == ("de", "en")
+
+
+def test_all_presets_exist():
+    assert {"lstm_bahdanau", "gru_bahdanau", "lstm_luong_general", "gru_luong_dot",
+            "lstm_luong_concat", "lstm_noattn", "gru_noattn"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_builds_at_full_size(preset):
+    model = build_seq2seq(model_config(preset, small=False), 100, 120)
+    assert model.decoder.output.out_features == 120
+
+
+def test_one_part_of_a_preset_can_be_swapped():
+    cfg = compose_train(["model=lstm_bahdanau", "model/attention=luong_general"])
+    assert cfg.model.attention._target_.endswith("LuongGeneralAttention")
+    assert cfg.model.encoder.cell == "lstm"
+
+
+def test_issue_command_overrides_compose():
+    cfg = compose_train(["model=gru_luong_general", "data.src_lang=en", "data.tgt_lang=de",
+                         "trainer.max_epochs=10"])
+    assert cfg.model.decoder.cell == "gru" and cfg.data.src_lang == "en"
+    assert cfg.trainer.max_epochs == 10
+
+
+def test_unknown_preset_lists_the_choices():
+    with pytest.raises(ConfigCompositionException, match="lstm_bahdanau"):
+        compose_train(["model=transformer"])
+
+
+def test_model_configs_name_classes_of_their_module():
+    for group, module in (("encoder", "encoder"), ("attention", "attention"),
+                          ("decoder", "decoder")):
+        for f in (CONF / "model" / group).glob("*.yaml"):
+            target = OmegaConf.load(f)._target_
+            assert target.startswith(f"seq2seq.models.{module}."), f

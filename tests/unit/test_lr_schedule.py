@@ -1,0 +1,30 @@
+import pytest
+
+from seq2seq.lr_schedule import WarmupSchedule
+
+
+def test_warmup_is_linear():
+    s = WarmupSchedule("constant", warmup_steps=10)
+    assert s(0) == pytest.approx(0.1) and s(9) == 1.0 and s(500) == 1.0
+
+
+def test_inverse_sqrt_after_warmup():
+    s = WarmupSchedule("inverse_sqrt", warmup_steps=100)
+    assert s(100) == 1.0 and s(400) == pytest.approx(0.5)
+
+
+def test_cosine_reaches_min_ratio_at_total_steps():
+    s = WarmupSchedule("cosine", warmup_steps=10, total_steps=110, min_ratio=0.05)
+    assert s(10) == pytest.approx(1.0)
+    assert s(60) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert s(110) == pytest.approx(0.05) and s(10_000) == pytest.approx(0.05)
+
+
+def test_schedule_survives_state_dict_round_trip():
+    import torch
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupSchedule("cosine", 5, 50, 0.1))
+    state = sched.state_dict()
+    assert state["lr_lambdas"][0]["total_steps"] == 50
