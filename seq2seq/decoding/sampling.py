@@ -1,0 +1,83 @@
+"""Sampling: temperature, top-k and nucleus (top-p) sampling, seeded, n samples per input."""
+
+from __future__ import annotations
+
+import torch
+
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID
+from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.decoding.greedy import max_output_length
+from seq2seq.models.seq2seq import Seq2Seq
+
+
+def top_k_top_p_filter(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the k most likely tokens and outside the nucleus: the
+    smallest set of most likely tokens whose probability mass reaches top_p.
+
+    logits: [R, V] -> [R, V].
+    """
+    if top_k and top_k < logits.size(-1):
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # [R, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        mass_before = probs.cumsum(-1) - probs  # mass of the more likely tokens
+        drop_sorted = mass_before >= top_p  # the token that reaches p is kept
+        drop = drop_sorted.scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    src_mask: torch.Tensor,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+) -> list[list[Hypothesis]]:
+    """`n` samples per sentence (scores are the log-probs under the filtered distribution).
+
+    src: [B, S] long; src_lengths: [B] long; src_mask: [B, S] bool.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: must be > 0 (use greedy for 0)")
+    B, device = src.size(0), src.device
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed if seed is not None else torch.seed())
+    expand = torch.arange(B, device=device).repeat_interleave(n)  # [B*n]
+    state = model.encode(src, src_lengths, src_mask).index_select(expand)
+    limit = max_output_length(src_lengths, max_len_a, max_len_b)[expand]
+    R = B * n
+    alive = torch.arange(R, device=device)
+    prev = torch.full((R,), BOS_ID, dtype=torch.long, device=device)
+    tokens: list[list[int]] = [[] for _ in range(R)]
+    attn: list[list[torch.Tensor]] = [[] for _ in range(R)]
+    scores = torch.zeros(R, device=device)
+    t = 0
+    while alive.numel() > 0:
+        logits, state, weights = model.decoder.step(prev, state)
+        logits = top_k_top_p_filter(logits.float() / temperature, top_k, top_p)
+        logp = logits.log_softmax(-1)
+        nxt = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)  # [R']
+        scores.index_add_(0, alive, logp.gather(1, nxt[:, None]).squeeze(1))
+        t += 1
+        done = (nxt == EOS_ID) | (t >= limit[alive])
+        w = weights.float().cpu()
+        for j, (row, tok) in enumerate(zip(alive.tolist(), nxt.tolist(), strict=True)):
+            attn[row].append(w[j])
+            if tok != EOS_ID:
+                tokens[row].append(tok)
+        keep = (~done).nonzero().squeeze(1)
+        alive, prev, state = alive[keep], nxt[keep], state.index_select(keep)
+    lengths = src_lengths[expand].tolist()
+    hyps = [Hypothesis(tokens[r], float(scores[r]), float(scores[r]),
+                       torch.stack(attn[r])[:, : lengths[r]]) for r in range(R)]
+    return [hyps[b * n : (b + 1) * n] for b in range(B)]
