@@ -1,5 +1,5 @@
 """The LightningModule: teacher forcing with scheduled sampling, label smoothing, Adam and
-LR schedules, validation and test BLEU from greedy decoding.
+LR schedules, validation and test BLEU from greedy or beam search (`decode` config).
 
 It receives plain config and builds its model, so a checkpoint rebuilds itself; the
 SentencePiece models travel inside the checkpoint as byte tensors.
@@ -16,7 +16,8 @@ import torch.distributed as dist
 
 from seq2seq.data.batch import Batch
 from seq2seq.data.tokenizer import PAD_ID, SubwordTokenizer
-from seq2seq.decoding.greedy import greedy_decode
+from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.decoding.search import DecodeOptions, decode
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.lr_schedule import WarmupSchedule
 from seq2seq.metrics import corpus_scores
@@ -31,7 +32,7 @@ DEFAULTS = {
               "plateau_factor": 0.5, "plateau_patience": 2},
     "loss": {"label_smoothing": 0.1},
     "scheduled_sampling": {"schedule": "constant", "k": 1.0, "c": 0.0, "eps_min": 0.0},
-    "decode": {"max_len_a": 1.5, "max_len_b": 10},
+    "decode": {"beam": 1, "alpha": 0.6, "max_len_a": 1.5, "max_len_b": 10},
 }
 
 
@@ -124,12 +125,14 @@ class Seq2SeqModule(L.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def translate_batch(self, batch: Batch) -> list[str]:
-        """Greedy translations of a batch, detokenized."""
-        d = self.config["decode"]
-        hyps = greedy_decode(self.model, batch.src, batch.src_lengths, batch.src_mask,
-                             d["max_len_a"], d["max_len_b"])
-        return self.tgt_tokenizer.decode(hyps.tokens)
+    def search(self, batch: Batch, opts: DecodeOptions | None = None) -> list[list[Hypothesis]]:
+        """n-best lists of a batch; options default to the config's `decode` section."""
+        opts = opts or DecodeOptions.from_dict(self.config["decode"])
+        return decode(self.model, batch.src, batch.src_lengths, batch.src_mask, opts)
+
+    def translate_batch(self, batch: Batch, opts: DecodeOptions | None = None) -> list[str]:
+        """The best translation of each sentence of a batch, detokenized."""
+        return self.tgt_tokenizer.decode([h[0].tokens for h in self.search(batch, opts)])
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
         loss_sum, nll_sum, ntok = self._loss(batch)

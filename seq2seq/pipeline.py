@@ -71,7 +71,9 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
     hyps = [outputs.get(i, "") for i in range(len(refs))]
     out = run_dir / "translations" / "test.hyp.txt"
     atomic_write_bytes(out, ("\n".join(hyps) + "\n").encode("utf-8"))
-    print(f"\nTest ({'best' if best else 'last'} weights, greedy), {len(hyps)} sentences:")
+    beam = cfg.decode.get("beam", 1)
+    search = "greedy" if beam <= 1 else f"beam {beam}"
+    print(f"\nTest ({'best' if best else 'last'} weights, {search}), {len(hyps)} sentences:")
     print(scores)
     for i in range(min(cfg.get("show_examples", 3), len(hyps))):
         print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")

@@ -1,4 +1,4 @@
-"""translate(cfg): a checkpoint and a text file (or stdin) in, one translation per line out."""
+"""translate(cfg): a checkpoint and a text file (or stdin) in, translations out."""
 
 from __future__ import annotations
 
@@ -8,16 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import load_module
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
 from seq2seq.data.tokenizer import atomic_write_bytes
+from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.decoding.search import DecodeOptions
+from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
+from seq2seq.plotting import attention_figure, figure_png
 
 log = logging.getLogger(__name__)
+
+SEARCH_KEYS = ("beam", "alpha", "coverage", "no_repeat_ngram_size", "min_len", "max_len_a",
+               "max_len_b", "nbest", "sample", "temperature", "top_k", "top_p", "seed")
 
 
 def _batches(ids: list[list[int]], max_tokens: int) -> Iterator[list[int]]:
@@ -34,20 +41,64 @@ def _batches(ids: list[list[int]], max_tokens: int) -> Iterator[list[int]]:
         yield batch
 
 
-def translate_lines(module: Seq2SeqModule, lines: list[str], max_tokens: int = 4000,
-                    device: str = "cpu") -> list[str]:
-    """Translations of `lines`, in input order; an empty (or blank) line gives an empty line."""
+def search_lines(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions,
+                 max_tokens: int = 4000, device: str = "cpu",
+                 ) -> tuple[list[list[int]], list[list[Hypothesis]]]:
+    """Source ids and n-best lists of `lines`, in input order; empty lines get no hypothesis."""
     ids = module.src_tokenizer.encode([ln if ln.strip() else "" for ln in lines])
     max_len = module.config.get("max_len")
-    out = [""] * len(lines)
+    nbest: list[list[Hypothesis]] = [[] for _ in lines]
     for idx in _batches(ids, max_tokens):
-        if max_len and len(ids[idx[-1]]) > max_len:
+        longest = len(ids[idx[-1]])
+        if max_len and longest > max_len:
             log.warning("line %d has %d subwords, more than the training max_len %d",
-                        idx[-1] + 1, len(ids[idx[-1]]), max_len)
+                        idx[-1] + 1, longest, max_len)
         batch = collate([(i, torch.tensor(ids[i]), None) for i in idx]).to(device)
-        for i, hyp in zip(idx, module.translate_batch(batch), strict=True):
-            out[i] = hyp
+        for i, hyps in zip(idx, module.search(batch, opts), strict=True):
+            nbest[i] = hyps
+    return ids, nbest
+
+
+def translate_lines(module: Seq2SeqModule, lines: list[str], max_tokens: int = 4000,
+                    device: str = "cpu", opts: DecodeOptions | None = None) -> list[str]:
+    """The best translation of each line, in input order; an empty line gives an empty line."""
+    opts = opts or DecodeOptions.from_dict(module.config["decode"])
+    _, nbest = search_lines(module, lines, opts, max_tokens, device)
+    texts = module.tgt_tokenizer.decode([h[0].tokens if h else [] for h in nbest])
+    return [t if h else "" for t, h in zip(texts, nbest, strict=True)]
+
+
+def _options(cfg: DictConfig, module: Seq2SeqModule) -> DecodeOptions:
+    d = dict(module.config["decode"])
+    d.update({k: cfg[k] for k in SEARCH_KEYS if cfg.get(k) is not None})
+    if cfg.get("greedy"):
+        d["beam"] = 1
+    return DecodeOptions.from_dict(d)
+
+
+def _format(module: Seq2SeqModule, nbest: list[list[Hypothesis]], n: int,
+            scores: bool) -> list[str]:
+    """n lines per input (the n-best list, padded with empty lines), `score<TAB>text` with
+    scores."""
+    out = []
+    for hyps in nbest:
+        texts = module.tgt_tokenizer.decode([h.tokens for h in hyps]) if hyps else []
+        for k in range(n):
+            text = texts[k] if k < len(texts) else ""
+            out.append(f"{hyps[k].score:.4f}\t{text}" if scores and k < len(hyps) else text)
     return out
+
+
+def _write_heatmaps(module: Seq2SeqModule, ids, nbest, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (src, hyps) in enumerate(zip(ids, nbest, strict=True)):
+        if not hyps:
+            continue
+        h = hyps[0]
+        out_pieces = module.tgt_tokenizer.pieces(h.tokens) + ["</s>"]
+        src_pieces = module.src_tokenizer.pieces(src) + ["</s>"]
+        fig = attention_figure(h.attention.numpy(), src_pieces, out_pieces[: len(h.attention)])
+        atomic_write_bytes(folder / f"{i + 1:05d}.png", figure_png(fig))
 
 
 def translate(cfg: DictConfig) -> list[str] | None:
@@ -56,23 +107,31 @@ def translate(cfg: DictConfig) -> list[str] | None:
         raise DataError("ckpt=PATH is required: the checkpoint to translate with")
     device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     module = load_module(cfg.ckpt, map_location=device).to(device)
-    for k in ("max_len_a", "max_len_b"):
-        if cfg.get(k) is not None:
-            module.config["decode"][k] = cfg[k]
+    opts = _options(cfg, module)
+    if opts.nbest > 1 and not opts.sample and opts.beam < opts.nbest:
+        opts.beam = opts.nbest
     with torch.inference_mode():
-        if cfg.get("src"):
-            hyps = translate_lines(module, read_lines(cfg.src), cfg.max_tokens, device)
-        elif sys.stdin.isatty():  # interactive: answer each line as it comes
+        if not cfg.get("src") and sys.stdin.isatty():  # interactive: answer each line at once
             for line in sys.stdin:
-                print(translate_lines(module, [line.rstrip("\n")], cfg.max_tokens, device)[0],
-                      flush=True)
+                _, nbest = search_lines(module, [line.rstrip("\n")], opts, cfg.max_tokens, device)
+                print("\n".join(_format(module, nbest, opts.nbest, cfg.scores)), flush=True)
             return None
-        else:
-            hyps = translate_lines(module, sys.stdin.read().splitlines(), cfg.max_tokens, device)
-    text = "".join(h + "\n" for h in hyps)
+        lines = read_lines(cfg.src) if cfg.get("src") else sys.stdin.read().splitlines()
+        ids, nbest = search_lines(module, lines, opts, cfg.max_tokens, device)
+    out_lines = _format(module, nbest, opts.nbest, cfg.scores)
+    text = "".join(line + "\n" for line in out_lines)
     if cfg.get("out"):
         atomic_write_bytes(Path(cfg.out), text.encode("utf-8"))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    return hyps
+    if cfg.get("attention_png"):
+        _write_heatmaps(module, ids, nbest, Path(cfg.attention_png))
+    if cfg.get("ref"):
+        best = _format(module, nbest, 1, False)
+        refs = read_lines(cfg.ref)
+        if len(refs) != len(best):
+            raise DataError(f"ref={cfg.ref} has {len(refs)} lines but src has {len(best)}")
+        print(corpus_scores(best, refs), file=sys.stderr)
+    log.debug("options: %s", OmegaConf.to_yaml(cfg))
+    return out_lines

@@ -99,3 +99,18 @@ def test_unequal_parallel_files_fail_clearly(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "T.de has 3 lines" in proc.stderr and "T.en has 2 lines" in proc.stderr
+
+
+@pytest.mark.slow
+def test_translate_with_beam_and_reference(trained, data_root):
+    tmp, _ = trained
+    from seq2seq.data.corpus import read_lines
+
+    m = data_root / "multi30k"
+    (tmp / "SRC").write_text("\n".join(read_lines(m / "val.de.gz")[:20]) + "\n")
+    (tmp / "REF").write_text("\n".join(read_lines(m / "val.en.gz")[:20]) + "\n")
+    proc = run([str(ROOT / "translate.py"), "ckpt=RUN/checkpoints/last.ckpt", "src=SRC",
+                "out=OUT5", "beam=5", "ref=REF"], cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert len((tmp / "OUT5").read_text().splitlines()) == 20
+    assert "BLEU" in proc.stderr and "nrefs:1|case:mixed" in proc.stderr

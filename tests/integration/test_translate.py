@@ -1,0 +1,69 @@
+"""translate(cfg) options on the tiny run's checkpoint: beam, n-best, scores, sampling,
+attention heatmaps, BLEU against references."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+
+from seq2seq.checkpoint import load_module
+from seq2seq.decoding.search import DecodeOptions
+from seq2seq.translation import translate, translate_lines
+from tests.conftest import CONF
+
+LINES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee.", "Eine Frau liest."]
+
+
+def _cfg(overrides):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("translate", overrides=overrides)
+
+
+def _files(tmp_path, tiny_run):
+    (tmp_path / "IN").write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    return [f"ckpt={tiny_run[0] / 'checkpoints' / 'last.ckpt'}", f"src={tmp_path / 'IN'}"]
+
+
+def test_beam_nbest_and_scores(tiny_run, tmp_path):
+    out = tmp_path / "OUT"
+    translate(_cfg([*_files(tmp_path, tiny_run), f"out={out}", "beam=4", "nbest=3",
+                    "scores=true"]))
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 3 * len(LINES)
+    for i in (0, 2, 3):
+        scores = [float(r.split("\t")[0]) for r in rows[3 * i : 3 * i + 3]]
+        assert scores == sorted(scores, reverse=True)
+    assert rows[3:6] == ["", "", ""]  # the empty line
+
+
+def test_beam_one_equals_greedy_flag(tiny_run, tmp_path):
+    a = translate(_cfg([*_files(tmp_path, tiny_run), f"out={tmp_path / 'A'}", "beam=1"]))
+    b = translate(_cfg([*_files(tmp_path, tiny_run), f"out={tmp_path / 'B'}", "greedy=true"]))
+    assert a == b and len(a) == len(LINES)
+
+
+def test_sampling_is_seeded(tiny_run, tmp_path):
+    common = [*_files(tmp_path, tiny_run), "sample=true", "top_p=0.9", "temperature=1.2",
+              "seed=3", "nbest=2"]
+    a = translate(_cfg([*common, f"out={tmp_path / 'A'}"]))
+    b = translate(_cfg([*common, f"out={tmp_path / 'B'}"]))
+    assert a == b and len(a) == 2 * len(LINES)
+
+
+def test_attention_heatmaps_and_reference_scores(tiny_run, tmp_path, capsys):
+    (tmp_path / "REF").write_text("A man rides a bike.\n\nTwo dogs play in the snow.\n"
+                                  "A woman reads.\n")
+    translate(_cfg([*_files(tmp_path, tiny_run), f"out={tmp_path / 'OUT'}", "beam=3",
+                    f"attention_png={tmp_path / 'att'}", f"ref={tmp_path / 'REF'}"]))
+    pngs = sorted(p.name for p in (tmp_path / "att").glob("*.png"))
+    assert pngs == ["00001.png", "00003.png", "00004.png"]
+    assert (tmp_path / "att" / "00001.png").read_bytes()[:4] == b"\x89PNG"
+    err = capsys.readouterr().err
+    assert "BLEU" in err and "nrefs:1|case:mixed" in err and "chrF" in err
+
+
+def test_long_line_is_translated(tiny_run):
+    module = load_module(tiny_run[0] / "checkpoints" / "last.ckpt")
+    long_line = " ".join(["Ein Hund läuft schnell über die grüne Wiese."] * 25)
+    out = translate_lines(module, [long_line, "Ein Hund."],
+                          opts=DecodeOptions(beam=2, max_len_a=0.2, max_len_b=5))
+    assert len(out) == 2
