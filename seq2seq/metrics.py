@@ -13,6 +13,7 @@ class Scores:
     chrf: float
     bleu_signature: str
     chrf_signature: str
+    length_ratio: float = 1.0  # hypothesis / reference length (BLEU's brevity statistics)
 
     def __str__(self) -> str:
         return (f"BLEU {self.bleu:.2f} ({self.bleu_signature})\n"
@@ -28,4 +29,5 @@ def corpus_scores(hypotheses: list[str], references: list[str],
     chrf = sacrebleu.metrics.CHRF()
     b = bleu.corpus_score(hypotheses, [references])
     c = chrf.corpus_score(hypotheses, [references])
-    return Scores(b.score, c.score, str(bleu.get_signature()), str(chrf.get_signature()))
+    return Scores(b.score, c.score, str(bleu.get_signature()), str(chrf.get_signature()),
+                  b.sys_len / max(b.ref_len, 1))

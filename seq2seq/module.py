@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from seq2seq.data.batch import Batch
-from seq2seq.data.tokenizer import PAD_ID, SubwordTokenizer
+from seq2seq.data.tokenizer import PAD_ID, UNK_ID, SubwordTokenizer
 from seq2seq.decoding.beam_search import Hypothesis
 from seq2seq.decoding.search import DecodeOptions, decode
 from seq2seq.loss import label_smoothed_nll
@@ -59,6 +59,7 @@ class Seq2SeqModule(L.LightningModule):
         self.src_tokenizer: SubwordTokenizer | None = None
         self.tgt_tokenizer: SubwordTokenizer | None = None
         self._outputs: dict[str, dict[int, str]] = {}
+        self._diag: dict[str, list[float]] = {}  # stage -> [unk, tokens, entropy sum, steps]
         self._last_time: float | None = None
         self.test_scores = None
 
@@ -102,6 +103,12 @@ class Seq2SeqModule(L.LightningModule):
         self.log("train/teacher_forcing", ratio)
         return loss
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.global_step % max(self.trainer.log_every_n_steps, 1) == 0:
+            norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
+            if norms:
+                self.log("train/grad_norm", torch.stack(norms).norm())
+
     def on_train_epoch_start(self) -> None:
         # Lightning calls set_epoch only on `.sampler`, never on a batch sampler
         sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
@@ -139,8 +146,16 @@ class Seq2SeqModule(L.LightningModule):
         self.log(f"{stage}/loss", loss_sum / ntok, batch_size=ntok, sync_dist=True)
         self.log(f"{stage}/ppl", torch.exp(nll_sum / ntok), batch_size=ntok, sync_dist=True)
         if self.tgt_tokenizer is not None:
-            hyps = self.translate_batch(batch)
-            self._outputs.setdefault(stage, {}).update(zip(batch.ids.tolist(), hyps, strict=True))
+            best = [h[0] for h in self.search(batch)]
+            texts = self.tgt_tokenizer.decode([h.tokens for h in best])
+            self._outputs.setdefault(stage, {}).update(zip(batch.ids.tolist(), texts, strict=True))
+            d = self._diag.setdefault(stage, [0.0, 0.0, 0.0, 0.0])
+            for h in best:
+                d[0] += sum(t == UNK_ID for t in h.tokens)
+                d[1] += len(h.tokens)
+                a = h.attention.clamp_min(1e-12)
+                d[2] += float(-(a * a.log()).sum(-1).sum())  # entropy of each step, summed
+                d[3] += a.size(0)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -165,11 +180,16 @@ class Seq2SeqModule(L.LightningModule):
         scores = corpus_scores([outputs[i] for i in ids], [refs[i] for i in ids])
         self.log(f"{stage}/bleu", scores.bleu, rank_zero_only=False)
         self.log(f"{stage}/chrf", scores.chrf, rank_zero_only=False)
+        self.log(f"{stage}/len_ratio", scores.length_ratio, rank_zero_only=False)
+        unk, ntok, ent, steps = self._diag.pop(stage, [0.0, 0.0, 0.0, 0.0])
+        self.log(f"{stage}/unk_share", unk / max(ntok, 1.0), sync_dist=True)
+        self.log(f"{stage}/attention_entropy", ent / max(steps, 1.0), sync_dist=True)
         return scores, outputs
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self._outputs.pop("val", None)
+            self._diag.pop("val", None)
             return
         self._score("val")
 

@@ -38,3 +38,42 @@ def test_overfit_100_pairs(preset):
     model.eval()
     hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask)
     assert hyps.tokens == [p[2].tolist() for p in pairs]
+
+
+@pytest.mark.slow
+def test_attention_follows_the_anti_diagonal_on_reversal():
+    """On a reversal task the heatmap must show something real: output step t attends to
+    source position n - 1 - t."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    model = build_seq2seq(model_config("gru_bahdanau", [
+        "model.emb_size=32", "model.encoder.hidden_size=64", "model.decoder.hidden_size=128"],
+        small=False) | {"emb_size": 32}, V, V)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(400):
+        pairs = []
+        for i in range(64):
+            n = int(torch.randint(4, 11, (1,), generator=g))
+            src = torch.randint(4, V, (n,), generator=g)
+            pairs.append((i, src, torch.flip(src, [0])))
+        batch = collate(pairs)
+        logits, _ = model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
+        loss_sum, _, ntok = label_smoothed_nll(logits, batch.tgt_out)
+        opt.zero_grad()
+        (loss_sum / ntok).backward()
+        opt.step()
+    model.eval()
+    test = []
+    for i in range(50):
+        n = int(torch.randint(4, 11, (1,), generator=g))
+        test.append((i, torch.randint(4, V, (n,), generator=g), None))
+    batch = collate(test)
+    hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask)
+    hits = total = 0
+    for (_, src, _), att in zip(test, hyps.attention, strict=True):
+        n = len(src)
+        for t in range(min(n, att.size(0))):
+            hits += int(att[t].argmax()) == n - 1 - t
+            total += 1
+    assert hits / total >= 0.9, hits / total

@@ -1,0 +1,1 @@
+"""Lightning callbacks: attention heatmaps and sample translations at each validation."""

@@ -1,0 +1,54 @@
+"""Validation metrics, heatmaps, sample translations and the offline W&B run."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from seq2seq.pipeline import train
+from tests.conftest import compose_train
+from tests.integration.conftest import tiny_overrides
+
+
+def _metrics(run_dir):
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_validation_logs_bleu_and_diagnostics(tiny_run):
+    rows = [r for r in _metrics(tiny_run[0]) if r.get("val/bleu")]
+    assert len(rows) == 2  # one validation per epoch, 2 epochs
+    for key in ("val/chrf", "val/loss", "val/ppl", "val/len_ratio", "val/unk_share",
+                "val/attention_entropy"):
+        assert rows[-1][key] != "", key
+    assert 0.0 <= float(rows[-1]["val/unk_share"]) <= 1.0
+    assert float(rows[-1]["val/attention_entropy"]) >= 0.0
+    assert any(r.get("train/grad_norm") for r in _metrics(tiny_run[0]))
+
+
+def test_heatmaps_are_written_per_validation(tiny_run):
+    pngs = sorted((tiny_run[0] / "attention").glob("*.png"))
+    assert len(pngs) == 2 * 3  # 2 validations x 3 sentences
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+@pytest.mark.slow
+def test_offline_wandb_run_holds_metrics_and_heatmaps(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
+    run_dir = tmp_path / "run"
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root, n=120), f"run_dir={run_dir}",
+                         "logger=wandb", "trainer.max_steps=6", "trainer.val_check_interval=3",
+                         "trainer.limit_val_batches=1", "test=false"])
+    train(cfg)
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    files = runs[0] / "files"
+    images = list(files.rglob("*.png"))
+    assert images, "no heatmap image in the offline W&B run"
+    assert list(runs[0].glob("run-*.wandb")), "no W&B history file"
+    summary = (files / "wandb-summary.json").read_text()
+    assert "val/bleu" in summary
