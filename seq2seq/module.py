@@ -104,10 +104,10 @@ class Seq2SeqModule(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        if self.global_step % max(self.trainer.log_every_n_steps, 1) == 0:
-            norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
-            if norms:
-                self.log("train/grad_norm", torch.stack(norms).norm())
+        # the norm before clipping (Lightning clips after this hook)
+        norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.stack(norms).norm())
 
     def on_train_epoch_start(self) -> None:
         # Lightning calls set_epoch only on `.sampler`, never on a batch sampler
