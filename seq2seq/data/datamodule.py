@@ -1,0 +1,211 @@
+"""LightningDataModules: Multi30k and any user parallel corpus, to bucketed, padded batches."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from seq2seq.data import multi30k
+from seq2seq.data.batch import collate
+from seq2seq.data.corpus import ParallelText, read_parallel
+from seq2seq.data.dataset import PairDataset, numericalize
+from seq2seq.data.errors import DataError
+from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.tokenizer import SubwordTokenizer, train_or_load
+
+log = logging.getLogger(__name__)
+
+STAGES = ("train", "val", "test")
+
+
+class ParallelDataModule(L.LightningDataModule):
+    """Parallel text files -> SentencePiece ids -> length-bucketed batches.
+
+    Args:
+        train, val, test: {"src": path, "tgt": path} of each split, plain or .gz.
+        cache_dir: where SentencePiece models and numericalized data are cached.
+        vocab_size: pieces per SentencePiece model.
+        vocab_type: "unigram" or "bpe".
+        joint_vocab: one model trained on both sides (True) or one per side.
+        max_len: training pairs with more subwords than this on either side are dropped.
+        max_tokens: token budget of a training batch (padded tokens), or None.
+        batch_size: sentences per training batch when max_tokens is None.
+        eval_max_tokens: token budget of validation and test batches.
+        seed: seed of the batch shuffling (epoch e uses seed + e).
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        train: dict | None = None,
+        val: dict | None = None,
+        test: dict | None = None,
+        cache_dir: str = ".cache/seq2seq",
+        vocab_size: int = 8000,
+        vocab_type: str = "unigram",
+        joint_vocab: bool = True,
+        max_len: int = 100,
+        max_tokens: int | None = 3000,
+        batch_size: int | None = None,
+        eval_max_tokens: int = 6000,
+        seed: int = 1234,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if vocab_type not in ("unigram", "bpe"):
+            raise DataError(f"data.vocab_type={vocab_type!r}: choose unigram or bpe")
+        if max_tokens is not None and batch_size is not None:
+            batch_size = None  # a token budget wins over a sentence count
+        self.files = {k: dict(v) for k, v in (("train", train), ("val", val), ("test", test))
+                      if v is not None}
+        self.cache_dir = Path(cache_dir)
+        self.vocab_size, self.vocab_type, self.joint_vocab = vocab_size, vocab_type, joint_vocab
+        self.max_len, self.max_tokens, self.batch_size = max_len, max_tokens, batch_size
+        self.eval_max_tokens, self.seed, self.num_workers = eval_max_tokens, seed, num_workers
+        self.src_tokenizer: SubwordTokenizer | None = None
+        self.tgt_tokenizer: SubwordTokenizer | None = None
+        self.text: dict[str, ParallelText] = {}
+        self.datasets: dict[str, PairDataset] = {}
+        self.train_sampler: BucketBatchSampler | None = None
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Nothing to fetch for user files (Multi30k overrides this)."""
+
+    def _read(self, stage: str) -> ParallelText:
+        if stage not in self.text:
+            spec = self.files.get(stage) or {}
+            if not spec.get("src") or not spec.get("tgt"):
+                raise DataError(f"data.{stage}.src and data.{stage}.tgt must name files")
+            self.text[stage] = read_parallel(spec["src"], spec["tgt"])
+        return self.text[stage]
+
+    def build_tokenizers(self) -> tuple[SubwordTokenizer, SubwordTokenizer]:
+        """Train (or load from cache) the SentencePiece models on the training split."""
+        if self.src_tokenizer is None:
+            train = self._read("train")
+            src = [s for s in train.src if s.strip()]
+            tgt = [t for t in train.tgt if t.strip()]
+            common = dict(vocab_size=self.vocab_size, model_type=self.vocab_type,
+                          cache_dir=self.cache_dir)
+            if self.joint_vocab:
+                self.src_tokenizer = self.tgt_tokenizer = train_or_load(src + tgt, tag="joint",
+                                                                        **common)
+            else:
+                self.src_tokenizer = train_or_load(src, tag="src", **common)
+                self.tgt_tokenizer = train_or_load(tgt, tag="tgt", **common)
+        return self.src_tokenizer, self.tgt_tokenizer
+
+    def _dataset(self, stage: str) -> PairDataset:
+        if stage in self.datasets:
+            return self.datasets[stage]
+        src_tok, tgt_tok = self.build_tokenizers()
+        text = self._read(stage)
+        data = numericalize(text, src_tok, tgt_tok, self.cache_dir)
+        if stage == "train":
+            data = self._filter_train(data, text)
+        self.datasets[stage] = data
+        return data
+
+    def _filter_train(self, data: PairDataset, text: ParallelText) -> PairDataset:
+        keep, empty, long = [], 0, 0
+        for i, (s, t) in enumerate(zip(data.src, data.tgt, strict=True)):
+            if len(s) == 0 or len(t) == 0:
+                empty += 1
+            elif len(s) > self.max_len or len(t) > self.max_len:
+                long += 1
+            else:
+                keep.append(i)
+        log.info("training pairs: %d kept, %d empty skipped, %d longer than data.max_len=%d "
+                 "dropped", len(keep), empty, long, self.max_len)
+        if not keep:
+            raise DataError(
+                f"no training pairs left after filtering {text.src_path} / {text.tgt_path} "
+                f"({empty} empty, {long} longer than data.max_len={self.max_len} subwords); "
+                "check the files or raise data.max_len"
+            )
+        self.filter_counts = {"kept": len(keep), "empty": empty, "too_long": long}
+        return data.subset(keep)
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
+                  "predict": ()}.get(stage, STAGES)
+        for split in wanted:
+            self._dataset(split)
+
+    def references(self, split: str) -> list[str]:
+        """Raw target text of a split, the references BLEU is scored against."""
+        return self._read(split).tgt
+
+    def sources(self, split: str) -> list[str]:
+        return self._read(split).src
+
+    # -- loaders ------------------------------------------------------------------------------
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def train_dataloader(self) -> DataLoader:
+        data = self._dataset("train")
+        world, rank = self._world()
+        self.train_sampler = BucketBatchSampler(
+            data.src_lengths, data.tgt_lengths, max_tokens=self.max_tokens,
+            batch_size=self.batch_size, shuffle=True, seed=self.seed,
+            num_replicas=world, rank=rank,
+        )
+        log.info("training batches: %d per rank, padding efficiency %.3f",
+                 len(self.train_sampler), self.train_sampler.padding_efficiency())
+        return DataLoader(data, batch_sampler=self.train_sampler, collate_fn=collate,
+                          num_workers=self.num_workers)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        data = self._dataset(split)
+        world, rank = self._world()
+        longest = max(max(data.src_lengths, default=1), max(data.tgt_lengths, default=1))
+        sampler = BucketBatchSampler(
+            data.src_lengths, data.tgt_lengths, max_tokens=max(self.eval_max_tokens, longest),
+            shuffle=False, num_replicas=world, rank=rank,
+        )
+        return DataLoader(data, batch_sampler=sampler, collate_fn=collate,
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+
+class Multi30kDataModule(ParallelDataModule):
+    """Multi30k task 1 (train, val, test_2016_flickr) for any pair of de, en, fr, cs.
+
+    Args:
+        root: folder holding multi30k/<split>.<lang>.gz; missing files are downloaded.
+        src_lang, tgt_lang: language codes.
+        url: where the raw files are fetched from.
+        Other args: see ParallelDataModule.
+    """
+
+    def __init__(self, root: str = "data", src_lang: str = "de", tgt_lang: str = "en",
+                 url: str = multi30k.OFFICIAL_URL, **kwargs):
+        multi30k.check_language(src_lang, "data.src_lang")
+        multi30k.check_language(tgt_lang, "data.tgt_lang")
+        if src_lang == tgt_lang:
+            raise DataError(f"data.src_lang and data.tgt_lang are both {src_lang!r}")
+        files = {split: {"src": str(multi30k.split_path(root, split, src_lang)),
+                         "tgt": str(multi30k.split_path(root, split, tgt_lang))}
+                 for split in STAGES}
+        super().__init__(**files, **kwargs)
+        self.root, self.src_lang, self.tgt_lang, self.url = root, src_lang, tgt_lang, url
+
+    def prepare_data(self) -> None:
+        multi30k.ensure_files(self.root, (self.src_lang, self.tgt_lang), self.url)
+
+    def _read(self, stage: str) -> ParallelText:
+        self.prepare_data()
+        return super()._read(stage)
