@@ -57,6 +57,8 @@ def train(cfg: DictConfig) -> dict:
     finally:
         for lg in loggers:
             lg.finalize("success")
+            if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero:
+                lg.experiment.finish()  # flush the offline run's files
     return metrics
 
 

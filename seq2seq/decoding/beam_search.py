@@ -1,8 +1,8 @@
 """Batched beam search over `decoder.step()`.
 
 All sentences and beams advance together as [B * K] rows; states are reordered with
-index_select. Finished sentences leave the batch, and a sentence is finished when it holds K
-finished hypotheses that no live beam can beat, or when it reaches its length limit.
+index_select. Finished sentences leave the batch: a sentence is finished when no live beam can
+beat the `nbest` best finished hypotheses it holds, or when it reaches its length limit.
 Beam 1 is greedy search.
 """
 
@@ -70,7 +70,8 @@ def beam_search(
     limit_t = torch.tensor(limit, device=device)
     # live log-probs only fall and lp only grows, so log_prob / lp(limit) bounds a live beam
     lp_max = length_penalty(limit_t.float(), alpha) if alpha > 0 else torch.ones(B, device=device)
-    kth = torch.full((B,), float("-inf"), device=device)  # K-th best finished score
+    # score of the nbest-th best finished hypothesis; a live beam must beat it to matter
+    kth = torch.full((B,), float("-inf"), device=device)
     t = 0
     while live.numel() > 0:
         n = live.numel()
@@ -97,8 +98,8 @@ def beam_search(
             b = int(live[i])
             _add(finished[b], K, history[r], top[i, j], torch.cat([attn[r], weights[r][None]]),
                  new_cov[r], src_mask[b], alpha, beta, int(src_lengths[b]))
-            if len(finished[b]) == K:
-                kth[b] = finished[b][-1].score
+            if len(finished[b]) >= nbest:
+                kth[b] = finished[b][nbest - 1].score
 
         # the K best non-eos candidates continue
         key = torch.where(tok == EOS_ID, K * V + torch.arange(top.size(1), device=device),
@@ -112,7 +113,7 @@ def beam_search(
         coverage = new_cov[sel]
         state = state.index_select(sel)
 
-        # a sentence is done at its length limit, or when no live beam can beat its K-th best
+        # a sentence is done at its length limit, or when no live beam can beat its n-best
         at_limit = t >= limit_t[live]  # [n]
         bound = scores.max(dim=1).values / lp_max[live]  # best score a live beam can reach
         done = at_limit | (bound <= kth[live])
