@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install train test test-fast lint format clean
+.PHONY: help install train test test-fast bench lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: $(STAMP)  ## run every test (what CI runs)
 
 test-fast: $(STAMP)  ## skip the tests marked slow
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(ARGS)
+
+bench: $(STAMP)  ## speed benchmark on the reference configuration (ARGS=--quick: under 2 minutes)
+	$(PY) experiments/benchmark.py $(ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check seq2seq tests experiments train.py translate.py

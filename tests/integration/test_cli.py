@@ -114,3 +114,21 @@ def test_translate_with_beam_and_reference(trained, data_root):
     assert proc.returncode == 0, proc.stderr
     assert len((tmp / "OUT5").read_text().splitlines()) == 20
     assert "BLEU" in proc.stderr and "nrefs:1|case:mixed" in proc.stderr
+
+
+@pytest.mark.slow
+def test_wandb_command_logs_bleu_heatmaps_and_images(tmp_path, data_root):
+    """The observability command as written: offline W&B, validation every 20 steps."""
+    proc = run([str(ROOT / "train.py"), f"hydra.run.dir={tmp_path}/RUN", "trainer.accelerator=cpu",
+                "trainer.devices=1", "trainer.max_steps=40", "trainer.val_check_interval=20",
+                "trainer.limit_val_batches=2", "logger=wandb"], cwd=tmp_path,
+               env={"SEQ2SEQ_DATA_DIR": str(data_root), "WANDB_DIR": str(tmp_path),
+                    "WANDB_CACHE_DIR": str(tmp_path / "wc"), "WANDB_DATA_DIR": str(tmp_path / "wd"),
+                    "SEQ2SEQ_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "RUN"
+    assert len(list((run_dir / "attention").glob("*.png"))) == 2 * 3  # steps 20 and 40
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list((runs[0] / "files").rglob("*.png"))
+    logged = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert b"val/bleu" in logged and b"val/chrf" in logged

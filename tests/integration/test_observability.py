@@ -42,6 +42,7 @@ def test_offline_wandb_run_holds_metrics_and_heatmaps(tmp_path, data_root, monke
     run_dir = tmp_path / "run"
     cfg = compose_train([*tiny_overrides(tmp_path, data_root, n=120), f"run_dir={run_dir}",
                          "logger=wandb", "trainer.max_steps=6", "trainer.val_check_interval=3",
+                         "trainer.log_every_n_steps=1",
                          "trainer.limit_val_batches=1", "test=false"])
     train(cfg)
     runs = list((run_dir / "wandb").glob("offline-run-*"))
