@@ -54,3 +54,14 @@ def test_offline_wandb_run_holds_metrics_and_heatmaps(tmp_path, data_root, monke
     assert history, "no W&B history file"
     logged = history[0].read_bytes()
     assert b"val/bleu" in logged and b"train/loss" in logged
+
+
+def test_early_stopping_ends_a_run_whose_bleu_stopped_rising(tmp_path, data_root):
+    run_dir = tmp_path / "run"
+    # lr 0: the weights never change, so val/bleu never improves after the first validation
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root, n=120), f"run_dir={run_dir}",
+                         "optim.lr=0", "trainer.max_epochs=20",
+                         "callbacks.early_stopping.patience=2", "test=false"])
+    train(cfg)
+    validations = [r for r in _metrics(run_dir) if r.get("val/bleu")]
+    assert len(validations) == 3  # the first, then `patience` without improvement
