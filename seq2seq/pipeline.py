@@ -9,7 +9,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.data.tokenizer import atomic_write_bytes
+from seq2seq.atomic import atomic_write_bytes
 from seq2seq.module import Seq2SeqModule
 
 log = logging.getLogger(__name__)

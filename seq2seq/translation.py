@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from seq2seq.atomic import atomic_write_bytes
 from seq2seq.checkpoint import load_module
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
-from seq2seq.data.tokenizer import atomic_write_bytes
 from seq2seq.decoding.beam_search import Hypothesis
 from seq2seq.decoding.search import DecodeOptions
 from seq2seq.metrics import corpus_scores
@@ -133,5 +133,4 @@ def translate(cfg: DictConfig) -> list[str] | None:
         if len(refs) != len(best):
             raise DataError(f"ref={cfg.ref} has {len(refs)} lines but src has {len(best)}")
         print(corpus_scores(best, refs), file=sys.stderr)
-    log.debug("options: %s", OmegaConf.to_yaml(cfg))
     return out_lines

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 
+from seq2seq.atomic import atomic_write_bytes
 from seq2seq.callbacks.probe import log_images, probe_sentences, run_dir
-from seq2seq.data.tokenizer import atomic_write_bytes
 from seq2seq.plotting import attention_figure, figure_png
 
 

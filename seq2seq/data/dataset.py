@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from seq2seq.atomic import atomic_write_bytes
 from seq2seq.data.corpus import ParallelText
-from seq2seq.data.tokenizer import SubwordTokenizer, atomic_write_bytes
+from seq2seq.data.tokenizer import SubwordTokenizer
 
 log = logging.getLogger(__name__)
 
