@@ -12,9 +12,10 @@ from omegaconf import DictConfig
 from seq2seq.allocator import tune_glibc_malloc
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.data.errors import DataError
+from seq2seq.precision import PrecisionError
 
 CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
-USER_ERRORS = (DataError, CheckpointError)
+USER_ERRORS = (DataError, CheckpointError, PrecisionError)
 
 
 def _run(fn, cfg: DictConfig):

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
 from seq2seq.module import Seq2SeqModule
+from seq2seq.precision import check_precision
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def train(cfg: DictConfig) -> dict:
     module.set_tokenizers(src_tok, tgt_tok)
     n_params = sum(p.numel() for p in module.parameters())
     log.info("model: %s parameters", f"{n_params:,}")
+    check_precision(cfg.trainer.get("precision", "32-true"),
+                    cfg.trainer.get("accelerator", "auto"), module)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))

@@ -10,6 +10,7 @@ from torch import nn
 
 from seq2seq.models.decoder import DecoderState, RNNDecoder
 from seq2seq.models.encoder import RNNEncoder
+from seq2seq.models.init import init_parameters
 
 ALLOWED_PREFIX = "seq2seq.models."
 
@@ -47,8 +48,9 @@ class Seq2Seq(nn.Module):
 
 def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
                   pad_id: int = 0) -> Seq2Seq:
-    """Build from a plain-data model config ({emb_size, tie_embeddings, encoder, attention,
-    decoder}, each part with its `_target_`), wiring the sizes that depend on other parts."""
+    """Build from a plain-data model config ({emb_size, tie_embeddings, init, emb_init_std,
+    encoder, attention, decoder}, each part with its `_target_`), wiring the sizes that depend on
+    other parts, then initialize the parameters (seq2seq/models/init.py)."""
     enc_cfg, att_cfg, dec_cfg = (dict(cfg[k]) for k in ("encoder", "attention", "decoder"))
     encoder = locate(enc_cfg["_target_"])(vocab_size=src_vocab_size, emb_size=cfg["emb_size"],
                                           pad_id=pad_id, **_kwargs(enc_cfg))
@@ -59,4 +61,6 @@ def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
         vocab_size=tgt_vocab_size, emb_size=cfg["emb_size"], attention=attention,
         encoder_size=encoder.output_size, tie_embeddings=cfg.get("tie_embeddings", False),
         pad_id=pad_id, **_kwargs(dec_cfg))
-    return Seq2Seq(encoder, decoder)
+    model = Seq2Seq(encoder, decoder)
+    init_parameters(model, cfg.get("init", "pytorch"), cfg.get("emb_init_std", 0.1))
+    return model

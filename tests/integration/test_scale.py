@@ -1,0 +1,55 @@
+"""The scale commands as written: DDP over two CPU processes, and a Hydra multirun sweep."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.test_cli import run
+
+
+def _env(data_root, tmp):
+    return {"SEQ2SEQ_DATA_DIR": str(data_root), "SEQ2SEQ_CACHE_DIR": str(tmp / "cache"),
+            "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_make_one_run_dir_and_one_checkpoint(tmp_path, data_root):
+    proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
+                "trainer.devices=2", "trainer.max_steps=10", "trainer.limit_val_batches=1"],
+               cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log
+    assert [p.name for p in (tmp_path / "RUN" / "checkpoints").glob("*.ckpt")].count(
+        "last.ckpt") == 1
+    # Hydra ran once: the only output dirs are the one asked for (and no outputs/ default)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["RUN", "cache"]
+    assert len(list(tmp_path.glob("RUN/**/.hydra"))) == 1
+
+
+@pytest.mark.slow
+def test_multirun_gives_each_job_its_own_run_dir(tmp_path, data_root):
+    proc = run([str(ROOT / "train.py"), "-m", "hydra.sweep.dir=SWEEP",
+                "model=gru_bahdanau,lstm_luong_general", "trainer.accelerator=cpu",
+                "trainer.devices=1", "trainer.max_steps=5", "trainer.limit_val_batches=1"],
+               cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in (tmp_path / "SWEEP").iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    for job, preset in zip(jobs, ("gru_bahdanau", "lstm_luong_general"), strict=True):
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        assert f"model={preset}" in (job / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_bf16_with_lstm_on_this_cpu_ends_in_a_clear_message(tmp_path, data_root):
+    from seq2seq.precision import cpu_bf16_lstm_supported
+
+    if cpu_bf16_lstm_supported():
+        pytest.skip("this CPU runs nn.LSTM in bf16")
+    proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
+                "trainer.precision=bf16-mixed", "trainer.max_steps=1"],
+               cwd=tmp_path, env=_env(data_root, tmp_path), timeout=600)
+    assert proc.returncode == 2
+    assert "error: trainer.precision=bf16-mixed" in proc.stderr
+    assert "Traceback" not in proc.stderr
