@@ -30,23 +30,28 @@ DEFAULTS = {
     "optim": {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0,
               "schedule": "constant", "warmup_steps": 0, "min_ratio": 0.0,
               "plateau_factor": 0.5, "plateau_patience": 2},
-    "loss": {"label_smoothing": 0.1},
+    "loss": {"label_smoothing": 0.1, "on_nonfinite": "stop"},
     "scheduled_sampling": {"schedule": "constant", "k": 1.0, "c": 0.0, "eps_min": 0.0},
     "decode": {"beam": 1, "alpha": 0.6, "max_len_a": 1.5, "max_len_b": 10},
+    "seed": 0,
 }
 
 
 def _merged(config: dict) -> dict:
-    out = {k: dict(v) for k, v in DEFAULTS.items()}
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in DEFAULTS.items()}
     for k, v in config.items():
         out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) and k in out else v
     return out
 
 
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite (with loss.on_nonfinite=stop)."""
+
+
 class Seq2SeqModule(L.LightningModule):
     """Args:
         config: plain dict with `model` (see build_seq2seq), `optim`, `loss`,
-            `scheduled_sampling`, `decode`.
+            `scheduled_sampling`, `decode`, and the run's `seed`.
         src_vocab_size, tgt_vocab_size: vocabulary sizes (from the tokenizers).
     """
 
@@ -61,6 +66,7 @@ class Seq2SeqModule(L.LightningModule):
         self._outputs: dict[str, dict[int, str]] = {}
         self._diag: dict[str, list[float]] = {}  # stage -> [unk, tokens, entropy sum, steps]
         self._last_time: float | None = None
+        self.train_tokens, self.train_seconds = 0, 0.0  # steady-state throughput, this process
         self.test_scores = None
 
     # -- tokenizers travel with the checkpoint -----------------------------------------------
@@ -93,8 +99,12 @@ class Seq2SeqModule(L.LightningModule):
         ratio = self.teacher_forcing(self.global_step)
         loss_sum, nll_sum, ntok = self._loss(batch, ratio)
         loss = loss_sum / ntok
+        if self._nonfinite(loss, batch):
+            return None  # skipped: no backward, no optimizer step (on every rank)
         now = time.perf_counter()
         if self._last_time is not None:
+            self.train_tokens += ntok
+            self.train_seconds += now - self._last_time
             self.log("train/tokens_per_s", ntok / max(now - self._last_time, 1e-9),
                      prog_bar=True)
         self._last_time = now
@@ -102,6 +112,26 @@ class Seq2SeqModule(L.LightningModule):
         self.log("train/ppl", torch.exp(nll_sum / ntok))
         self.log("train/teacher_forcing", ratio)
         return loss
+
+    def _nonfinite(self, loss: torch.Tensor, batch: Batch) -> bool:
+        """Whether to skip this batch because some rank's loss is NaN or infinite; raises
+        NonFiniteLossError instead when loss.on_nonfinite is "stop"."""
+        bad = not bool(torch.isfinite(loss.detach()))
+        if self._trainer is not None:
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return False
+        where = f"at step {self.global_step} (epoch {self.current_epoch})"
+        if self.config["loss"]["on_nonfinite"] == "skip":
+            log.warning("non-finite loss %s: batch of %d sentences skipped", where, len(batch.ids))
+            return True
+        last = ""
+        ckpt = getattr(self.trainer, "checkpoint_callback", None) if self._trainer else None
+        if ckpt is not None and getattr(ckpt, "last_model_path", ""):
+            last = f"; the last good checkpoint is {ckpt.last_model_path} (resume: ckpt_path=last)"
+        raise NonFiniteLossError(
+            f"the training loss is {float(loss):.4g} {where}{last}. Lower optim.lr, check "
+            "trainer.gradient_clip_val, or set loss.on_nonfinite=skip to skip such batches")
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # the norm before clipping (Lightning clips after this hook)
@@ -114,6 +144,10 @@ class Seq2SeqModule(L.LightningModule):
         sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.current_epoch)
+        # Dropout and scheduled sampling draw from a stream that depends only on (seed, epoch,
+        # rank), so a run resumed from an epoch's checkpoint repeats the uninterrupted run.
+        torch.manual_seed(self.config["seed"] * 1_000_003 + self.current_epoch * 1_009
+                          + self.global_rank)
         self._last_time = None
 
     def configure_optimizers(self):

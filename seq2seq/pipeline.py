@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import platform
+import re
+import time
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
+from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
 from seq2seq.precision import check_precision
 
@@ -20,7 +26,8 @@ MODULE_KEYS = ("model", "optim", "loss", "scheduled_sampling", "decode")
 
 def module_config(cfg: DictConfig) -> dict:
     """The plain-data part of the config the LightningModule (and its checkpoints) keep."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODULE_KEYS if k in cfg}
+    out = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODULE_KEYS if k in cfg}
+    return {**out, "seed": cfg.get("seed", 0)}
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -31,6 +38,7 @@ def _instantiate_all(group: DictConfig | None) -> list:
 
 def train(cfg: DictConfig) -> dict:
     """Fit a model as configured, then score it on the test split. Returns the final metrics."""
+    start = time.perf_counter()
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -55,8 +63,13 @@ def train(cfg: DictConfig) -> dict:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        if best_score is not None and "val/bleu" in metrics:
+            metrics["val/bleu_best"] = float(best_score)
         if cfg.get("test", True):
             metrics.update(_test(cfg, trainer, module, datamodule, run_dir))
+        if trainer.is_global_zero:
+            _write_results(cfg, run_dir, module, trainer, metrics, time.perf_counter() - start)
     finally:
         for lg in loggers:
             lg.finalize("success")
@@ -83,4 +96,45 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
     for i in range(min(cfg.get("show_examples", 3), len(hyps))):
         print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")
     print(f"translations: {out}")
-    return {"test/bleu": scores.bleu, "test/chrf": scores.chrf}
+    lowercased = corpus_scores(hyps, refs, lowercase=True)
+    return {"test/bleu": scores.bleu, "test/chrf": scores.chrf,
+            "test/bleu_lc": lowercased.bleu, "test/len_ratio": scores.length_ratio}
+
+
+def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer,
+                   metrics: dict, seconds: float) -> None:
+    """<run dir>/results.json: one run's summary, read by experiments/report.py."""
+    m = cfg.model
+    results = {
+        "name": cfg.get("name"),
+        "config": {
+            "src_lang": cfg.data.get("src_lang"), "tgt_lang": cfg.data.get("tgt_lang"),
+            "encoder": m.encoder.cell, "decoder": m.decoder.cell,
+            "attention": _attention_name(m.attention._target_),
+            "label_smoothing": cfg.loss.label_smoothing,
+            "scheduled_sampling": cfg.scheduled_sampling.schedule,
+            "beam": cfg.decode.get("beam", 1),
+        },
+        "overrides": _overrides(),
+        "params": sum(p.numel() for p in module.parameters()),
+        "val_bleu_best": metrics.get("val/bleu_best", metrics.get("val/bleu")),
+        "metrics": metrics,
+        "epochs": trainer.current_epoch, "steps": trainer.global_step,
+        "train_tokens_per_s": module.train_tokens / max(module.train_seconds, 1e-9),
+        "seconds": seconds,
+        "devices": trainer.world_size, "accelerator": type(trainer.accelerator).__name__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+    atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
+
+
+def _attention_name(target: str) -> str:
+    """seq2seq.models.attention.LuongDotAttention -> luong_dot (the config name)."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", target.rsplit(".", 1)[-1].removesuffix("Attention"))
+    return {"no": "none"}.get(name.lower(), name.lower())
+
+
+def _overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

@@ -1,0 +1,118 @@
+"""Compare runs from their local files: each run dir's results.json (written at the end of
+train.py) and csv/metrics.csv (the CSV logger), into a markdown table and PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLUMNS = ("run", "direction", "encoder", "decoder", "attention", "ls", "ss", "params",
+           "val BLEU", "test BLEU", "test BLEU (lc)", "tokens/s", "time")
+
+
+@dataclass
+class Run:
+    """One finished run: its folder, results.json content and validation BLEU curve."""
+
+    path: Path
+    results: dict
+    val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/bleu)
+
+    @property
+    def label(self) -> str:
+        c = self.results["config"]
+        return f"{c['encoder']}/{c['attention']} {c['src_lang']}-{c['tgt_lang']}"
+
+
+def _val_curve(metrics_csv: Path) -> list[tuple[int, float]]:
+    if not metrics_csv.is_file():
+        return []
+    with metrics_csv.open(newline="") as f:
+        return [(int(r["step"]), float(r["val/bleu"])) for r in csv.DictReader(f)
+                if r.get("val/bleu")]
+
+
+def load_runs(root: str | Path) -> list[Run]:
+    """Every run under `root` (a sweep dir, or a single run dir) that finished, by path."""
+    runs = []
+    for res in sorted(Path(root).rglob("results.json")):
+        results = json.loads(res.read_text(encoding="utf-8"))
+        runs.append(Run(res.parent, results, _val_curve(res.parent / "csv" / "metrics.csv")))
+    return runs
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def table(runs: list[Run], root: str | Path | None = None) -> str:
+    """A markdown table, one row per run, best test BLEU first."""
+    def key(r):
+        return -(r.results["metrics"].get("test/bleu") or -1.0)
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    for r in sorted(runs, key=key):
+        c, m = r.results["config"], r.results["metrics"]
+        name = str(r.path.relative_to(root)) if root else r.path.name
+        row = (name, f"{c['src_lang']}->{c['tgt_lang']}", c["encoder"], c["decoder"],
+               c["attention"], _fmt(c["label_smoothing"], 1), c["scheduled_sampling"],
+               f"{r.results['params'] / 1e6:.1f}M", _fmt(r.results.get("val_bleu_best")),
+               _fmt(m.get("test/bleu")), _fmt(m.get("test/bleu_lc")),
+               f"{r.results['train_tokens_per_s']:.0f}", f"{r.results['seconds'] / 60:.1f} min")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_bleu(runs: list[Run], path: Path) -> None:
+    """Test BLEU (cased and lowercased) by run, as a horizontal bar chart."""
+    runs = sorted(runs, key=lambda r: r.results["metrics"].get("test/bleu") or 0.0)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(runs) + 1.5))
+    y = range(len(runs))
+    ax.barh([i - 0.2 for i in y], [r.results["metrics"].get("test/bleu") or 0 for r in runs],
+            height=0.4, label="cased")
+    ax.barh([i + 0.2 for i in y], [r.results["metrics"].get("test/bleu_lc") or 0 for r in runs],
+            height=0.4, label="lowercased")
+    ax.set_yticks(list(y), [f"{r.path.name}: {r.label}" for r in runs], fontsize=8)
+    ax.set_xlabel("test BLEU")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(runs: list[Run], path: Path) -> None:
+    """Validation BLEU against training steps, one line per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in runs:
+        if r.val_curve:
+            steps, bleu = zip(*r.val_curve, strict=True)
+            ax.plot(steps, bleu, marker="o", label=f"{r.path.name}: {r.label}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("val BLEU")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(root: str | Path, out: str | Path | None = None) -> Path:
+    """report.md, bleu_by_run.png and val_curves.png in `out` (default: `root`)."""
+    runs = load_runs(root)
+    if not runs:
+        raise FileNotFoundError(f"no results.json under {root}: point at a sweep or run dir "
+                                "whose training finished")
+    out = Path(out or root)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_bleu(runs, out / "bleu_by_run.png")
+    plot_curves(runs, out / "val_curves.png")
+    md = (f"# Runs under {root}\n\n{table(runs, root)}\n"
+          "![test BLEU by run](bleu_by_run.png)\n\n![validation BLEU](val_curves.png)\n")
+    (out / "report.md").write_text(md, encoding="utf-8")
+    return out / "report.md"
