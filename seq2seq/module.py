@@ -125,10 +125,10 @@ class Seq2SeqModule(L.LightningModule):
         if self.config["loss"]["on_nonfinite"] == "skip":
             log.warning("non-finite loss %s: batch of %d sentences skipped", where, len(batch.ids))
             return True
-        last = ""
-        ckpt = getattr(self.trainer, "checkpoint_callback", None) if self._trainer else None
-        if ckpt is not None and getattr(ckpt, "last_model_path", ""):
-            last = f"; the last good checkpoint is {ckpt.last_model_path} (resume: ckpt_path=last)"
+        callbacks = self.trainer.checkpoint_callbacks if self._trainer else []
+        saved = [c.best_model_path for c in callbacks
+                 if getattr(c, "filename", None) == "last" and c.best_model_path]
+        last = f"; the last good checkpoint is {saved[0]} (resume: ckpt_path=last)" if saved else ""
         raise NonFiniteLossError(
             f"the training loss is {float(loss):.4g} {where}{last}. Lower optim.lr, check "
             "trainer.gradient_clip_val, or set loss.on_nonfinite=skip to skip such batches")
@@ -139,15 +139,21 @@ class Seq2SeqModule(L.LightningModule):
         if norms:
             self.log("train/grad_norm", torch.stack(norms).norm())
 
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # Dropout and scheduled sampling draw from a stream that depends only on (seed, epoch,
+        # rank), so a run resumed from an epoch's checkpoint repeats the uninterrupted run. Seeded
+        # at the first batch, not at epoch start: Lightning creates the first epoch's DataLoader
+        # iterator (which draws from the global generator) before on_train_epoch_start, later
+        # epochs' after it.
+        if batch_idx == 0:
+            torch.manual_seed(self.config["seed"] * 1_000_003 + self.current_epoch * 1_009
+                              + self.global_rank)
+
     def on_train_epoch_start(self) -> None:
         # Lightning calls set_epoch only on `.sampler`, never on a batch sampler
         sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.current_epoch)
-        # Dropout and scheduled sampling draw from a stream that depends only on (seed, epoch,
-        # rank), so a run resumed from an epoch's checkpoint repeats the uninterrupted run.
-        torch.manual_seed(self.config["seed"] * 1_000_003 + self.current_epoch * 1_009
-                          + self.global_rank)
         self._last_time = None
 
     def configure_optimizers(self):
