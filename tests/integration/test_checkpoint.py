@@ -65,3 +65,12 @@ def test_truncated_checkpoint_is_reported(tiny_run, tmp_path):
         raise AssertionError("a truncated checkpoint was loaded")
     except CheckpointError as e:
         assert "cut.ckpt" in str(e)
+
+
+def test_unrelated_checkpoint_is_reported(tmp_path):
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, tmp_path / "other.ckpt")
+    try:
+        load_module(tmp_path / "other.ckpt")
+        raise AssertionError("an unrelated checkpoint was loaded")
+    except CheckpointError as e:
+        assert "other.ckpt" in str(e) and "not a seq2seq checkpoint" in str(e)
