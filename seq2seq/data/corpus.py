@@ -20,7 +20,10 @@ def read_lines(path: str | Path) -> list[str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found (looked at {path.resolve()})")
+        raise DataError(
+            f"{path}: file not found (looked at {path.resolve()}). Check the data.* paths; for "
+            "Multi30k use data=multi30k, which downloads missing files into data.root, or set "
+            "SEQ2SEQ_DATA_DIR to a folder holding multi30k/")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read()

@@ -29,5 +29,8 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
 
 
 def test_missing_file_says_where_it_looked(tmp_path):
-    with pytest.raises(DataError, match="file not found"):
+    with pytest.raises(DataError, match="file not found") as err:
         read_lines(tmp_path / "nope.de")
+    msg = str(err.value)
+    assert str((tmp_path / "nope.de").resolve()) in msg
+    assert "data=multi30k" in msg and "SEQ2SEQ_DATA_DIR" in msg
