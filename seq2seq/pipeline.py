@@ -69,7 +69,8 @@ def train(cfg: DictConfig) -> dict:
         if cfg.get("test", True):
             metrics.update(_test(cfg, trainer, module, datamodule, run_dir))
         if trainer.is_global_zero:
-            _write_results(cfg, run_dir, module, trainer, metrics, time.perf_counter() - start)
+            _write_results(cfg, run_dir, module, trainer, metrics, n_params,
+                           time.perf_counter() - start)
     finally:
         for lg in loggers:
             lg.finalize("success")
@@ -102,7 +103,7 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
 
 
 def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer,
-                   metrics: dict, seconds: float) -> None:
+                   metrics: dict, n_params: int, seconds: float) -> None:
     """<run dir>/results.json: one run's summary, read by experiments/report.py."""
     m = cfg.model
     results = {
@@ -116,7 +117,7 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
             "beam": cfg.decode.get("beam", 1),
         },
         "overrides": _overrides(),
-        "params": sum(p.numel() for p in module.parameters()),
+        "params": n_params,
         "val_bleu_best": metrics.get("val/bleu_best", metrics.get("val/bleu")),
         "metrics": metrics,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,

@@ -13,14 +13,18 @@ from tests.conftest import compose_train
 from tests.integration.conftest import tiny_overrides
 
 
+def _train_tiny(tmp_path, data_root, *overrides) -> dict:
+    """Train the tiny model with `overrides`; its last checkpoint."""
+    run_dir = tmp_path / "run"
+    train(compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",
+                         "test=false", *overrides]))
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
 @pytest.mark.slow
 def test_gradient_accumulation_takes_one_step_per_k_batches(tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    cfg = compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",
-                         "trainer.max_epochs=2", "trainer.accumulate_grad_batches=3",
-                         "test=false"])
-    train(cfg)
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = _train_tiny(tmp_path, data_root, "trainer.max_epochs=2",
+                       "trainer.accumulate_grad_batches=3")
     batches = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"]
     assert batches > 6 and ckpt["epoch"] == 1
     assert ckpt["global_step"] == 2 * math.ceil(batches / 2 / 3)
@@ -28,10 +32,6 @@ def test_gradient_accumulation_takes_one_step_per_k_batches(tmp_path, data_root)
 
 @pytest.mark.slow
 def test_max_time_stops_a_token_budget_run_and_keeps_a_checkpoint(tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    cfg = compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",
-                         "trainer.max_epochs=1000", "trainer.max_time=00:00:00:08",
-                         "test=false"])
-    train(cfg)
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = _train_tiny(tmp_path, data_root, "trainer.max_epochs=1000",
+                       "trainer.max_time=00:00:00:08")
     assert 0 < ckpt["global_step"] and ckpt["epoch"] < 999
