@@ -35,7 +35,7 @@ report: $(STAMP)  ## compare the runs under RUNS=DIR (a sweep dir): report.md an
 	$(PY) experiments/report.py $(RUNS)
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check seq2seq tests experiments train.py translate.py
+	$(VENV)/bin/ruff check seq2seq tests experiments notebooks train.py translate.py
 
 format: $(STAMP)  ## ruff format + import sorting
 	$(VENV)/bin/ruff check --fix --select I seq2seq tests experiments train.py translate.py

@@ -65,11 +65,11 @@ def peak_rss_mib() -> float:
 
 
 def train_throughput(module: Seq2SeqModule, loader, device: str, warmup: int, steps: int,
-                     clip: float, lr: float) -> dict:
+                     clip: float) -> dict:
     """The training step of Seq2SeqModule (forward, label-smoothed loss, backward, clipping,
-    Adam) over `steps` batches after `warmup`."""
+    its Adam) over `steps` batches after `warmup`."""
     model = module.model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = module.configure_optimizers()["optimizer"]
     smoothing = module.config["loss"]["label_smoothing"]
     it = iter(loader)
     tokens = sents = 0
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
               "parameters": sum(p.numel() for p in module.parameters()),
               "padding_efficiency": loader.batch_sampler.padding_efficiency()}
     result.update(train_throughput(module, loader, args.device, args.warmup, steps,
-                                   cfg.trainer.gradient_clip_val, cfg.optim.lr))
+                                   cfg.trainer.gradient_clip_val))
     result["train_peak_rss_mib"] = peak_rss_mib()
     result["matmul_peak_gflops"] = matmul_peak(args.device)
     result["mfu"] = (result["train_tokens_per_s"] * result["flops_per_target_token"] / 1e9

@@ -35,3 +35,15 @@ def test_max_time_stops_a_token_budget_run_and_keeps_a_checkpoint(tmp_path, data
     ckpt = _train_tiny(tmp_path, data_root, "trainer.max_epochs=1000",
                        "trainer.max_time=00:00:00:08")
     assert 0 < ckpt["global_step"] and ckpt["epoch"] < 999
+
+
+@pytest.mark.parametrize(("precision", "fused"), [("32-true", True), ("bf16-mixed", None)])
+def test_adam_is_fused_unless_a_mixed_precision_plugin_clips_the_gradients(
+        tmp_path, data_root, precision, fused):
+    """The mixed-precision plugin refuses to clip for an optimizer that unscales gradients
+    itself (a fused Adam), so `optim.fused=null` leaves it unfused there; training goes on."""
+    ckpt = _train_tiny(tmp_path, data_root, f"trainer.precision={precision}",
+                       "trainer.max_steps=3", "trainer.gradient_clip_val=1.0")
+    assert ckpt["global_step"] == 3
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["fused"] is fused
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())

@@ -83,3 +83,25 @@ def test_scheduled_sampling_changes_inputs_but_keeps_shapes():
 def test_targets_outside_the_model_package_are_refused():
     with pytest.raises(ValueError, match="not a class of seq2seq.models"):
         locate("os.system")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_cell_step_equals_the_rnn_module_on_one_step(cell):
+    """`_cell_step` runs the decoder RNN's own weights through its cells, layer by layer."""
+    torch.manual_seed(0)
+    model = build_seq2seq(model_config("lstm_bahdanau", [f"model.decoder.cell={cell}",
+                                                         "model.decoder.num_layers=2"]), V, V)
+    dec = model.decoder.eval()
+    B, In = 4, dec.rnn.input_size
+    x = torch.randn(B, In)
+    h0 = torch.randn(2, B, dec.hidden_size)
+    c0 = torch.randn(2, B, dec.hidden_size) if cell == "lstm" else None
+    out, state = dec.rnn(x[:, None], (h0, c0) if cell == "lstm" else h0)
+    h, c = dec._cell_step(x, h0, c0)
+    expected_h, expected_c = state if cell == "lstm" else (state, None)
+    torch.testing.assert_close(h, expected_h, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h[-1], out[:, 0], rtol=1e-5, atol=1e-6)
+    if cell == "lstm":
+        torch.testing.assert_close(c, expected_c, rtol=1e-5, atol=1e-6)
+    else:
+        assert c is None

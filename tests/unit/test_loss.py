@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -29,3 +30,24 @@ def test_smoothing_spreads_mass_uniformly():
     expected = -(1 - eps) * logp[1] - eps / 4 * logp.sum()
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(nll, -logp[1])
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_gradient_equals_cross_entropy_gradient(eps):
+    """The fused backward (softmax minus the smoothed target) is F.cross_entropy's gradient."""
+    torch.manual_seed(1)
+    logits = torch.randn(3, 5, 11, requires_grad=True)
+    target = torch.randint(1, 11, (3, 5))
+    target[0, 2:] = 0
+    target[2, 4] = 0
+    loss, nll, n = label_smoothed_nll(logits, target, smoothing=eps)
+    (grad,) = torch.autograd.grad(0.7 * loss, logits)
+    flat, gold = logits.reshape(-1, 11), target.reshape(-1)
+    expected = F.cross_entropy(flat, gold, ignore_index=0, label_smoothing=eps, reduction="sum")
+    (expected_grad,) = torch.autograd.grad(0.7 * expected, logits)
+    assert n == 11
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(nll, F.cross_entropy(flat, gold, ignore_index=0, reduction="sum"))
+    torch.testing.assert_close(grad, expected_grad)
+    assert grad[0, 2:].abs().max() == 0  # padded positions get no gradient
+    assert not nll.requires_grad
