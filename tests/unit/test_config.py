@@ -50,3 +50,25 @@ def test_model_configs_name_classes_of_their_module():
         for f in (CONF / "model" / group).glob("*.yaml"):
             target = OmegaConf.load(f)._target_
             assert target.startswith(f"seq2seq.models.{module}."), f
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_builds(experiment):
+    cfg = compose_train([f"experiment={experiment}"])
+    assert cfg.name == experiment
+    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 50, 60)
+    assert model.decoder.output.out_features == 60
+
+
+def test_the_15_minute_reference_tunes_only_the_schedule():
+    """The 15-minute comparison with the peers may tune the learning-rate schedule and batch
+    size of the reference configuration, never its architecture or loss."""
+    ref, tuned = compose_train(["experiment=reference"]), compose_train(
+        ["experiment=reference_15min"])
+    assert OmegaConf.to_container(ref.model) == OmegaConf.to_container(tuned.model)
+    assert ref.loss == tuned.loss and ref.data == tuned.data
+    assert ref.trainer.gradient_clip_val == tuned.trainer.gradient_clip_val
+    assert tuned.optim.schedule == "cosine" and tuned.trainer.max_steps > 0
