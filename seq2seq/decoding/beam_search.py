@@ -111,7 +111,7 @@ def beam_search(
         history = torch.cat([history[sel], prev[:, None]], dim=1)
         attn = torch.cat([attn[sel], weights[sel][:, None]], dim=1)
         coverage = new_cov[sel]
-        state = state.index_select(sel)
+        state = state.index_select(sel, same_source=True)  # sel keeps rows in their sentence
 
         # a sentence is done at its length limit, or when no live beam can beat its n-best
         at_limit = t >= limit_t[live]  # [n]

@@ -32,11 +32,19 @@ class DecoderState:
     values: torch.Tensor
     src_mask: torch.Tensor
 
-    def index_select(self, rows: torch.Tensor) -> DecoderState:
-        """The state of rows `rows` ([B'] long), in that order (beam reordering, pruning)."""
+    def index_select(self, rows: torch.Tensor, same_source: bool = False) -> DecoderState:
+        """The state of rows `rows` ([B'] long), in that order (beam reordering, pruning).
+
+        same_source: row i and row rows[i] translate the same sentence (beams reordered within
+        their sentence), so keys, values and mask, which depend only on the sentence, are kept
+        as they are instead of being copied.
+        """
         out = {}
         for f in fields(self):
             t = getattr(self, f.name)
+            if same_source and f.name in ("keys", "values", "src_mask"):
+                out[f.name] = t
+                continue
             dim = 1 if f.name in ("hidden", "cell") else 0
             out[f.name] = None if t is None else t.index_select(dim, rows)
         return DecoderState(**out)

@@ -64,6 +64,24 @@ def test_state_index_select_reorders_rows():
     torch.testing.assert_close(sub.src_mask, state.src_mask[rows])
 
 
+def test_beam_reordering_within_a_sentence_keeps_the_source_side():
+    """Reordering beams of the same sentence moves the recurrent state, never the keys, values
+    or mask, which are the same for every beam of a sentence."""
+    model = build_seq2seq(model_config("lstm_bahdanau"), V, V).eval()
+    src, lengths, mask, _ = _batch()
+    K = 2
+    state = model.encode(src, lengths, mask).index_select(torch.arange(3).repeat_interleave(K))
+    state.hidden = torch.randn_like(state.hidden)
+    rows = torch.tensor([1, 1, 2, 3, 5, 4])  # each row stays within its sentence's block
+    moved = state.index_select(rows, same_source=True)
+    copied = state.index_select(rows)
+    assert moved.keys is state.keys and moved.values is state.values
+    torch.testing.assert_close(moved.hidden, copied.hidden)
+    torch.testing.assert_close(moved.cell, copied.cell)
+    torch.testing.assert_close(moved.keys, copied.keys)
+    torch.testing.assert_close(moved.src_mask, copied.src_mask)
+
+
 def test_tied_embeddings_share_weights():
     model = build_seq2seq(model_config("gru_bahdanau", ["model.tie_embeddings=true"]), V, V)
     assert model.decoder.output.weight is model.decoder.embedding.weight
