@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = ("run", "direction", "encoder", "decoder", "attention", "ls", "ss", "params",
-           "val BLEU", "test BLEU", "test BLEU (lc)", "tokens/s", "time")
+           "val BLEU", "test BLEU", "test BLEU (lc)", "beam", "beam BLEU", "beam BLEU (lc)",
+           "tokens/s", "time")
 
 
 @dataclass
@@ -65,6 +66,8 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
                c["attention"], _fmt(c["label_smoothing"], 1), c["scheduled_sampling"],
                f"{r.results['params'] / 1e6:.1f}M", _fmt(r.results.get("val_bleu_best")),
                _fmt(m.get("test/bleu")), _fmt(m.get("test/bleu_lc")),
+               _fmt(m.get("test/beam"), 0), _fmt(m.get("test/bleu_beam")),
+               _fmt(m.get("test/bleu_lc_beam")),
                f"{r.results['train_tokens_per_s']:.0f}", f"{r.results['seconds'] / 60:.1f} min")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

@@ -32,10 +32,11 @@ def tiny_overrides(tmp: Path, data_root: Path, n: int = 300) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, data_root):
-    """(run dir, metrics, overrides) of a 2-epoch tiny training."""
+    """(run dir, metrics, overrides) of a 2-epoch tiny training, tested greedy and beam 3."""
     tmp = tmp_path_factory.mktemp("tiny")
     overrides = tiny_overrides(tmp, data_root)
     run_dir = tmp / "run"
-    cfg = compose_train([*overrides, f"run_dir={run_dir}", "trainer.max_epochs=2"])
+    cfg = compose_train([*overrides, f"run_dir={run_dir}", "trainer.max_epochs=2",
+                         "test_beam=3"])
     metrics = train(cfg)
     return run_dir, metrics, overrides

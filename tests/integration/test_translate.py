@@ -3,12 +3,15 @@ attention heatmaps, BLEU against references."""
 
 from __future__ import annotations
 
+import json
+
 from hydra import compose, initialize_config_dir
 
 from seq2seq.checkpoint import load_module
+from seq2seq.data.corpus import read_lines
 from seq2seq.decoding.search import DecodeOptions
 from seq2seq.translation import translate, translate_lines
-from tests.conftest import CONF
+from tests.conftest import CONF, compose_train
 
 LINES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee.", "Eine Frau liest."]
 
@@ -67,3 +70,42 @@ def test_long_line_is_translated(tiny_run):
     out = translate_lines(module, [long_line, "Ein Hund."],
                           opts=DecodeOptions(beam=2, max_len_a=0.2, max_len_b=5))
     assert len(out) == 2
+
+
+def test_training_also_scores_the_test_split_with_beam_search(tiny_run):
+    from seq2seq.metrics import corpus_scores
+
+    run_dir, metrics, overrides = tiny_run
+    refs_file = next(o.split("=", 1)[1] for o in overrides if o.startswith("data.test.tgt="))
+    refs = read_lines(refs_file)
+    hyps = (run_dir / "translations" / "test.beam3.hyp.txt").read_text(encoding="utf-8")
+    hyps = hyps.splitlines()
+    assert len(hyps) == len(refs) == 40
+    assert metrics["test/beam"] == 3
+    assert metrics["test/bleu_beam"] == corpus_scores(hyps, refs).bleu
+    assert metrics["test/bleu_lc_beam"] == corpus_scores(hyps, refs, lowercase=True).bleu
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["metrics"]["test/bleu_beam"] == metrics["test/bleu_beam"]
+
+
+def test_rescoring_a_run_with_beam_one_reproduces_its_greedy_test_bleu(tiny_run, tmp_path):
+    """experiments/rescore.py on a copy of the run: beam 1 must give the greedy test BLEU that
+    training measured; the results.json gains the beam metrics."""
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from experiments.rescore import rescore
+
+    run_dir, metrics, overrides = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / ".hydra").mkdir(exist_ok=True)
+    cfg = compose_train([*overrides, f"run_dir={copy}"])
+    (copy / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    scores = rescore(copy, beam=1)
+    assert scores["test/bleu_beam"] == metrics["test/bleu"]
+    greedy = (run_dir / "translations" / "test.hyp.txt").read_text(encoding="utf-8")
+    assert (copy / "translations" / "test.beam1.hyp.txt").read_text(encoding="utf-8") == greedy
+    saved = json.loads((copy / "results.json").read_text())["metrics"]
+    assert saved["test/bleu_beam"] == metrics["test/bleu"] and saved["test/beam"] == 1
