@@ -5,14 +5,36 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from seq2seq.atomic import atomic_open
 from seq2seq.module import Seq2SeqModule
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, damaged, unsafe or not one of ours."""
+
+
+class StreamingCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, but local checkpoints stream straight into a temporary file
+    beside the target, renamed into place when complete.
+
+    Lightning's own writer serializes the whole checkpoint into memory and copies it before
+    writing, which adds twice the checkpoint's size (weights and Adam moments: 170 MB for the
+    reference model) to the peak memory of training. Remote paths (s3://, gs://, ...) still go
+    through Lightning's writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None
+                        ) -> None:
+        if storage_options is not None or type(get_filesystem(path)).__name__ != "LocalFileSystem":
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with atomic_open(path) as f:
+            torch.save(checkpoint, f)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

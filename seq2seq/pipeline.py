@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
+from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
 from seq2seq.precision import check_precision
@@ -57,6 +58,7 @@ def train(cfg: DictConfig) -> dict:
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True),
                         callbacks=callbacks, logger=loggers or False,
+                        plugins=[StreamingCheckpointIO()],
                         default_root_dir=str(run_dir), use_distributed_sampler=False)
     try:
         for lg in loggers:
