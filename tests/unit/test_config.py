@@ -72,3 +72,16 @@ def test_the_15_minute_reference_tunes_only_the_schedule():
     assert ref.loss == tuned.loss and ref.data == tuned.data
     assert ref.trainer.gradient_clip_val == tuned.trainer.gradient_clip_val
     assert tuned.optim.schedule == "cosine" and tuned.trainer.max_steps > 0
+
+
+def test_the_reference_configuration_is_the_peers_model():
+    """JoeyNMT's reference model (../shared/bench/peers): BiLSTM 256 x 2, LSTM 512, additive
+    attention queried with the state after the RNN update, input feeding, no tying:
+    13,182,464 parameters with an 8,000-entry joint vocabulary."""
+    from seq2seq.models.attention import LuongConcatAttention
+
+    cfg = compose_train(["experiment=reference"])
+    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 8000, 8000)
+    assert isinstance(model.decoder.attention, LuongConcatAttention)
+    assert not model.decoder.attention.before_rnn and model.decoder.input_feeding
+    assert sum(p.numel() for p in model.parameters()) == 13_182_464
