@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install train test test-fast bench report lint format clean
+.PHONY: help install train test test-fast bench report table lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,14 @@ bench: $(STAMP)  ## speed benchmark on the reference configuration (ARGS=--quick
 
 report: $(STAMP)  ## compare the runs under RUNS=DIR (a sweep dir): report.md and plots there
 	$(PY) experiments/report.py $(RUNS)
+
+TABLE ?= experiments/runs
+TABLE_MODELS ?= lstm_bahdanau,gru_bahdanau,lstm_luong_general,lstm_noattn
+table: $(STAMP)  ## the results table: every TABLE_MODELS preset, de->en and en->de, beam-5 rescoring, report
+	$(PY) train.py -m experiment=multi30k_table model=$(TABLE_MODELS) data.src_lang=de data.tgt_lang=en hydra.sweep.dir=$(TABLE)/table_de_en
+	$(PY) train.py -m experiment=multi30k_table model=$(TABLE_MODELS) data.src_lang=en data.tgt_lang=de hydra.sweep.dir=$(TABLE)/table_en_de
+	$(PY) experiments/rescore.py $(TABLE) --beam 5
+	$(PY) experiments/report.py $(TABLE)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check seq2seq tests experiments notebooks train.py translate.py
