@@ -23,7 +23,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from seq2seq.atomic import atomic_write_bytes  # noqa: E402
 from seq2seq.checkpoint import load_module  # noqa: E402
-from seq2seq.pipeline import beam_test_scores  # noqa: E402
+from seq2seq.translation import beam_test_scores  # noqa: E402
 
 
 def best_checkpoint(run_dir: Path) -> Path:

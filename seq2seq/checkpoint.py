@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -31,7 +32,7 @@ class StreamingCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None
                         ) -> None:
-        if storage_options is not None or type(get_filesystem(path)).__name__ != "LocalFileSystem":
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with atomic_open(path) as f:
             torch.save(checkpoint, f)

@@ -19,6 +19,7 @@ from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
 from seq2seq.precision import check_precision
+from seq2seq.translation import beam_test_scores
 
 log = logging.getLogger(__name__)
 
@@ -106,28 +107,6 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
         metrics.update(beam_test_scores(module.eval(), srcs, refs, int(cfg.test_beam),
                                         run_dir / "translations", print_scores=True))
     return metrics
-
-
-def beam_test_scores(module: Seq2SeqModule, srcs: list[str], refs: list[str], beam: int,
-                     out_dir: Path | None = None, print_scores: bool = False) -> dict:
-    """Score the test split again with beam search of width `beam` (the model's other search
-    settings kept): test/bleu_beam, test/bleu_lc_beam, test/chrf_beam, test/beam.
-    Writes out_dir/test.beam{beam}.hyp.txt when out_dir is given."""
-    from seq2seq.decoding.search import DecodeOptions
-    from seq2seq.translation import translate_lines
-
-    opts = DecodeOptions.from_dict({**module.config["decode"], "beam": beam})
-    device = next(module.parameters()).device
-    hyps = translate_lines(module, srcs, device=str(device), opts=opts)
-    scores = corpus_scores(hyps, refs)
-    lowercased = corpus_scores(hyps, refs, lowercase=True)
-    if out_dir is not None:
-        atomic_write_bytes(Path(out_dir) / f"test.beam{beam}.hyp.txt",
-                           ("\n".join(hyps) + "\n").encode("utf-8"))
-    if print_scores:
-        print(f"\nTest (beam {beam}): {scores}")
-    return {"test/beam": float(beam), "test/bleu_beam": scores.bleu,
-            "test/bleu_lc_beam": lowercased.bleu, "test/chrf_beam": scores.chrf}
 
 
 def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer,

@@ -68,6 +68,25 @@ def translate_lines(module: Seq2SeqModule, lines: list[str], max_tokens: int = 4
     return [t if h else "" for t, h in zip(texts, nbest, strict=True)]
 
 
+def beam_test_scores(module: Seq2SeqModule, srcs: list[str], refs: list[str], beam: int,
+                     out_dir: Path | None = None, print_scores: bool = False) -> dict:
+    """Score the test split again with beam search of width `beam` (the model's other search
+    settings kept): test/bleu_beam, test/bleu_lc_beam, test/chrf_beam, test/beam.
+    Writes out_dir/test.beam{beam}.hyp.txt when out_dir is given."""
+    opts = DecodeOptions.from_dict({**module.config["decode"], "beam": beam})
+    device = next(module.parameters()).device
+    hyps = translate_lines(module, srcs, device=str(device), opts=opts)
+    scores = corpus_scores(hyps, refs)
+    lowercased = corpus_scores(hyps, refs, lowercase=True)
+    if out_dir is not None:
+        atomic_write_bytes(Path(out_dir) / f"test.beam{beam}.hyp.txt",
+                           ("\n".join(hyps) + "\n").encode("utf-8"))
+    if print_scores:
+        print(f"\nTest (beam {beam}): {scores}")
+    return {"test/beam": float(beam), "test/bleu_beam": scores.bleu,
+            "test/bleu_lc_beam": lowercased.bleu, "test/chrf_beam": scores.chrf}
+
+
 def _options(cfg: DictConfig, module: Seq2SeqModule) -> DecodeOptions:
     d = dict(module.config["decode"])
     d.update({k: cfg[k] for k in SEARCH_KEYS if cfg.get(k) is not None})
