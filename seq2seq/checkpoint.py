@@ -71,3 +71,49 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> S
                               f"({str(e).splitlines()[0][:200]})") from None
     module.on_load_checkpoint(ckpt)
     return module.eval()
+
+
+def _same_tokenizers(a: dict, b: dict) -> bool:
+    """Whether two checkpoints carry the same SentencePiece models (serialized as uint8 tensors)."""
+    ta, tb = a.get("tokenizers") or {}, b.get("tokenizers") or {}
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict:
+    """One checkpoint whose weights are the element-wise mean of those in `paths` (checkpoint
+    averaging, as JoeyNMT's and OpenNMT-py's average scripts do), for decoding.
+
+    Every checkpoint must hold the same model config and tokenizers. The result is the last checkpoint
+    with its weights replaced by the mean (accumulated in float64) and its optimizer and
+    scheduler states dropped, since they cannot be averaged meaningfully: translate.py and
+    `load_module` read it like any other checkpoint; it cannot resume training.
+    """
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    first_path, first = Path(paths[0]), load_checkpoint(paths[0])
+    config = first.get("hyper_parameters", {}).get("config", {}).get("model")
+    total = {k: v.double() if v.is_floating_point() else v
+             for k, v in first["state_dict"].items()}
+    last = first
+    for path in paths[1:]:
+        ckpt = load_checkpoint(path)
+        other = ckpt.get("hyper_parameters", {}).get("config", {}).get("model")
+        if (other != config or ckpt["state_dict"].keys() != total.keys()
+                or not _same_tokenizers(ckpt, first)):
+            raise CheckpointError(
+                f"{path}: another model than {first_path} (model config, weight names or "
+                "tokenizers differ); average checkpoints of one run only")
+        for k, v in ckpt["state_dict"].items():
+            if v.shape != total[k].shape:
+                raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, "
+                                      f"{tuple(total[k].shape)} in {first_path}")
+            if v.is_floating_point():
+                total[k] += v.double()
+        last = ckpt
+    state = {k: (v / len(paths)).to(last["state_dict"][k].dtype) if v.is_floating_point()
+             else last["state_dict"][k] for k, v in total.items()}
+    drop = {"optimizer_states", "lr_schedulers", "loops", "callbacks"}
+    out = {k: v for k, v in last.items() if k not in drop}
+    out["state_dict"] = state
+    out["averaged_from"] = [str(p) for p in paths]
+    return out

@@ -1,8 +1,12 @@
 """Checkpoints: self-describing, safe to load, and giving identical outputs after a round trip."""
 
+from pathlib import Path
+
+import pytest
 import torch
 
-from seq2seq.checkpoint import CheckpointError, load_module
+from experiments.average import main as average_main
+from seq2seq.checkpoint import CheckpointError, average_checkpoints, load_module
 from seq2seq.translation import translate_lines
 
 SENTENCES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee."]
@@ -74,3 +78,42 @@ def test_unrelated_checkpoint_is_reported(tmp_path):
         raise AssertionError("an unrelated checkpoint was loaded")
     except CheckpointError as e:
         assert "other.ckpt" in str(e) and "not a seq2seq checkpoint" in str(e)
+
+
+def _shifted_copy(src: Path, dst: Path, shift: float) -> None:
+    """A copy of checkpoint `src` with every floating-point weight increased by `shift`."""
+    ckpt = torch.load(src, weights_only=True)
+    ckpt["state_dict"] = {k: v + shift if v.is_floating_point() else v
+                          for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, dst)
+
+
+def test_averaged_checkpoint_holds_the_mean_weights_and_translates(tiny_run, tmp_path):
+    run_dir, _, _ = tiny_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    _shifted_copy(last, tmp_path / "plus1.ckpt", 1.0)
+    _shifted_copy(last, tmp_path / "plus2.ckpt", 2.0)
+    out = tmp_path / "avg.ckpt"
+    average_main([str(last), str(tmp_path / "plus1.ckpt"), str(tmp_path / "plus2.ckpt"),
+                  "-o", str(out)])
+    original = load_module(last).state_dict()
+    averaged = load_module(out)
+    for k, v in averaged.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, original[k] + 1.0)
+    ckpt = torch.load(out, weights_only=True)
+    assert "optimizer_states" not in ckpt and len(ckpt["averaged_from"]) == 3
+    hyps = translate_lines(averaged, ["Ein Hund läuft.", "Zwei Männer."])
+    assert len(hyps) == 2 and all(isinstance(h, str) for h in hyps)
+
+
+def test_averaging_checkpoints_of_different_models_is_refused(tiny_run, tmp_path):
+    run_dir, _, _ = tiny_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    ckpt["hyper_parameters"]["config"]["model"]["emb_size"] = 64
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match=r"other\.ckpt: another model"):
+        average_checkpoints([last, tmp_path / "other.ckpt"])
+    with pytest.raises(SystemExit):
+        average_main([str(last), "-o", str(last)])  # would overwrite an input
