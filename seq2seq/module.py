@@ -26,6 +26,8 @@ from seq2seq.scheduled_sampling import ScheduledSampling
 
 log = logging.getLogger(__name__)
 
+EVAL_LOSS_POSITIONS = 1024  # target positions per slice of an evaluation batch's loss
+
 DEFAULTS = {
     "optim": {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0,
               "schedule": "constant", "warmup_steps": 0, "min_ratio": 0.0,
@@ -191,8 +193,21 @@ class Seq2SeqModule(L.LightningModule):
         """The best translation of each sentence of a batch, detokenized."""
         return self.tgt_tokenizer.decode([h[0].tokens for h in self.search(batch, opts)])
 
+    def _eval_loss(self, batch: Batch):
+        """`_loss` of an evaluation batch, summed over slices of at most EVAL_LOSS_POSITIONS
+        target positions: evaluation batches are large (6,000 tokens by default), and their
+        [positions, V] logits and log-probabilities at once (about 190 MB each for an 8,000-word
+        vocabulary) would set the peak memory of a whole training run."""
+        rows = max(1, EVAL_LOSS_POSITIONS // batch.tgt_in.size(1))
+        loss_sum = nll_sum = 0.0
+        ntok = 0
+        for start in range(0, len(batch), rows):
+            part = self._loss(batch.rows(start, start + rows))
+            loss_sum, nll_sum, ntok = loss_sum + part[0], nll_sum + part[1], ntok + part[2]
+        return loss_sum, nll_sum, ntok
+
     def _eval_step(self, batch: Batch, stage: str) -> None:
-        loss_sum, nll_sum, ntok = self._loss(batch)
+        loss_sum, nll_sum, ntok = self._eval_loss(batch)
         self.log(f"{stage}/loss", loss_sum / ntok, batch_size=ntok, sync_dist=True)
         self.log(f"{stage}/ppl", torch.exp(nll_sum / ntok), batch_size=ntok, sync_dist=True)
         if self.tgt_tokenizer is not None:

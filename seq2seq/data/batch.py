@@ -33,6 +33,12 @@ class Batch:
         """Real target tokens (eos included)."""
         return int((self.tgt_out != PAD_ID).sum()) if self.tgt_out is not None else 0
 
+    def rows(self, start: int, stop: int) -> Batch:
+        """Pairs start..stop-1 of the batch (views, same padded lengths)."""
+        cut = lambda t: None if t is None else t[start:stop]  # noqa: E731
+        return Batch(*(cut(getattr(self, f)) for f in
+                       ("src", "src_lengths", "src_mask", "tgt_in", "tgt_out", "ids")))
+
     def to(self, device: torch.device | str) -> Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(*(move(getattr(self, f)) for f in
