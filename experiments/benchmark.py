@@ -71,7 +71,7 @@ def train_throughput(module: Seq2SeqModule, loader, device: str, warmup: int, st
     model = module.model.to(device).train()
     opt = module.configure_optimizers()["optimizer"]
     smoothing = module.config["loss"]["label_smoothing"]
-    it = iter(loader)
+    it = _endless(loader)
     tokens = sents = 0
     start = None
     flops_per_token = None
@@ -100,6 +100,18 @@ def train_throughput(module: Seq2SeqModule, loader, device: str, warmup: int, st
     elapsed = time.perf_counter() - start
     return {"train_tokens_per_s": tokens / elapsed, "train_sents_per_s": sents / elapsed,
             "flops_per_target_token": flops_per_token, "train_steps": steps}
+
+
+def _endless(loader):
+    """The loader's batches, epoch after epoch (reshuffled as in training), for step counts
+    beyond one epoch."""
+    epoch = 0
+    while True:
+        sampler = getattr(loader, "batch_sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
 
 
 class _null:
