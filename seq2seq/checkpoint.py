@@ -83,9 +83,9 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
     """One checkpoint whose weights are the element-wise mean of those in `paths` (checkpoint
     averaging, as JoeyNMT's and OpenNMT-py's average scripts do), for decoding.
 
-    Every checkpoint must hold the same model config and tokenizers. The result is the last checkpoint
-    with its weights replaced by the mean (accumulated in float64) and its optimizer and
-    scheduler states dropped, since they cannot be averaged meaningfully: translate.py and
+    Every checkpoint must hold the same model config and tokenizers. The result is the last
+    checkpoint with its weights replaced by the mean (accumulated in float64) and its optimizer
+    and scheduler states dropped, since they cannot be averaged meaningfully: translate.py and
     `load_module` read it like any other checkpoint; it cannot resume training.
     """
     if not paths:

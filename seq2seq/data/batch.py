@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -33,16 +33,17 @@ class Batch:
         """Real target tokens (eos included)."""
         return int((self.tgt_out != PAD_ID).sum()) if self.tgt_out is not None else 0
 
+    def _map(self, fn) -> Batch:
+        """A batch of `fn` applied to every tensor field (None fields stay None)."""
+        return Batch(*(None if (t := getattr(self, f.name)) is None else fn(t)
+                       for f in fields(self)))
+
     def rows(self, start: int, stop: int) -> Batch:
         """Pairs start..stop-1 of the batch (views, same padded lengths)."""
-        cut = lambda t: None if t is None else t[start:stop]  # noqa: E731
-        return Batch(*(cut(getattr(self, f)) for f in
-                       ("src", "src_lengths", "src_mask", "tgt_in", "tgt_out", "ids")))
+        return self._map(lambda t: t[start:stop])
 
     def to(self, device: torch.device | str) -> Batch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(*(move(getattr(self, f)) for f in
-                       ("src", "src_lengths", "src_mask", "tgt_in", "tgt_out", "ids")))
+        return self._map(lambda t: t.to(device, non_blocking=True))
 
 
 def pad(seqs: list[torch.Tensor], value: int = PAD_ID) -> torch.Tensor:
