@@ -13,6 +13,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seq2seq.atomic import atomic_open
+from seq2seq.models.ensemble import Ensemble
 from seq2seq.module import Seq2SeqModule
 
 
@@ -71,6 +72,33 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> S
                               f"({str(e).splitlines()[0][:200]})") from None
     module.on_load_checkpoint(ckpt)
     return module.eval()
+
+
+def load_ensemble(paths: list[str | Path], map_location: str | torch.device = "cpu",
+                  ) -> Seq2SeqModule:
+    """Rebuild several trained models as one module that decodes with their ensemble
+    (seq2seq/models/ensemble.py), for translation only.
+
+    The result is the first checkpoint's module (its tokenizers, `decode` settings and
+    max_len) with its model replaced by the ensemble of all. The checkpoints may hold different
+    architectures but must carry the same SentencePiece models, since their vocabularies are
+    combined id by id. One path gives the plain model.
+    """
+    if not paths:
+        raise CheckpointError("no checkpoints to ensemble")
+    modules = [load_module(p, map_location) for p in paths]
+    first = modules[0]
+    if len(modules) == 1:
+        return first
+    for path, m in zip(paths[1:], modules[1:], strict=True):
+        if (m.src_tokenizer.model_proto != first.src_tokenizer.model_proto
+                or m.tgt_tokenizer.model_proto != first.tgt_tokenizer.model_proto):
+            raise CheckpointError(
+                f"{path}: its SentencePiece models differ from those of {paths[0]}; an ensemble "
+                "needs models trained on the same data with the same data.vocab_size, "
+                "vocab_type and joint_vocab")
+    first.model = Ensemble([m.model for m in modules])
+    return first.eval()
 
 
 def _same_tokenizers(a: dict, b: dict) -> bool:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from seq2seq.atomic import atomic_write_bytes
-from seq2seq.checkpoint import load_module
+from seq2seq.checkpoint import load_ensemble
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
@@ -121,11 +121,14 @@ def _write_heatmaps(module: Seq2SeqModule, ids, nbest, folder: Path) -> None:
 
 
 def translate(cfg: DictConfig) -> list[str] | None:
-    """Translate cfg.src (or stdin) into cfg.out (or stdout) with the model in cfg.ckpt."""
+    """Translate cfg.src (or stdin) into cfg.out (or stdout) with the model in cfg.ckpt, or with
+    the ensemble of the models when cfg.ckpt is a list of checkpoints."""
     if not cfg.get("ckpt"):
-        raise DataError("ckpt=PATH is required: the checkpoint to translate with")
+        raise DataError("ckpt=PATH is required: the checkpoint to translate with (or "
+                        "ckpt=[PATH,PATH,...] for an ensemble)")
     device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = load_module(cfg.ckpt, map_location=device).to(device)
+    paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
+    module = load_ensemble(paths, map_location=device).to(device)
     opts = _options(cfg, module)
     if opts.nbest > 1 and not opts.sample and opts.beam < opts.nbest:
         opts.beam = opts.nbest
@@ -152,4 +155,6 @@ def translate(cfg: DictConfig) -> list[str] | None:
         if len(refs) != len(best):
             raise DataError(f"ref={cfg.ref} has {len(refs)} lines but src has {len(best)}")
         print(corpus_scores(best, refs), file=sys.stderr)
+        lowercased = corpus_scores(best, refs, lowercase=True)
+        print(f"BLEU {lowercased.bleu:.2f} ({lowercased.bleu_signature})", file=sys.stderr)
     return out_lines

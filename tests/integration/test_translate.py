@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hydra import compose, initialize_config_dir
 
-from seq2seq.checkpoint import load_module
+from seq2seq.checkpoint import CheckpointError, load_module
 from seq2seq.data.corpus import read_lines
 from seq2seq.decoding.search import DecodeOptions
 from seq2seq.translation import translate, translate_lines
@@ -62,6 +63,7 @@ def test_attention_heatmaps_and_reference_scores(tiny_run, tmp_path, capsys):
     assert (tmp_path / "att" / "00001.png").read_bytes()[:4] == b"\x89PNG"
     err = capsys.readouterr().err
     assert "BLEU" in err and "nrefs:1|case:mixed" in err and "chrF" in err
+    assert "nrefs:1|case:lc" in err  # lowercased BLEU too
 
 
 def test_long_line_is_translated(tiny_run):
@@ -109,3 +111,26 @@ def test_rescoring_a_run_with_beam_one_reproduces_its_greedy_test_bleu(tiny_run,
     assert (copy / "translations" / "test.beam1.hyp.txt").read_text(encoding="utf-8") == greedy
     saved = json.loads((copy / "results.json").read_text())["metrics"]
     assert saved["test/bleu_beam"] == metrics["test/bleu"] and saved["test/beam"] == 1
+
+
+def test_ensemble_of_checkpoints(tiny_run, tmp_path, capsys):
+    """ckpt=[A,B]: an ensemble of a model with itself translates as the model does; a model
+    with other SentencePiece models is refused, naming its file."""
+    import torch
+
+    from seq2seq.data.tokenizer import _train_proto
+
+    last = tiny_run[0] / "checkpoints" / "last.ckpt"
+    files = _files(tmp_path, tiny_run)[1:]
+    single = translate(_cfg([f"ckpt={last}", *files, f"out={tmp_path / 'A'}", "beam=3"]))
+    both = translate(_cfg([f"ckpt=[{last},{last}]", *files, f"out={tmp_path / 'B'}", "beam=3"]))
+    assert both == single and len(both) == len(LINES)
+
+    ckpt = torch.load(last, weights_only=True)
+    proto = _train_proto(LINES * 20, 40, "unigram")
+    ckpt["tokenizers"]["tgt"] = torch.frombuffer(bytearray(proto), dtype=torch.uint8)
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match=r"other\.ckpt: its SentencePiece models differ"):
+        translate(_cfg([f"ckpt=[{last},{tmp_path / 'other.ckpt'}]", *files,
+                        f"out={tmp_path / 'C'}"]))
+    assert not (tmp_path / "C").exists()
