@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from seq2seq.checkpoint import CheckpointError, load_module
 from seq2seq.data.corpus import read_lines
+from seq2seq.data.tokenizer import _train_proto
 from seq2seq.decoding.search import DecodeOptions
 from seq2seq.translation import translate, translate_lines
 from tests.conftest import CONF, compose_train
@@ -113,13 +115,9 @@ def test_rescoring_a_run_with_beam_one_reproduces_its_greedy_test_bleu(tiny_run,
     assert saved["test/bleu_beam"] == metrics["test/bleu"] and saved["test/beam"] == 1
 
 
-def test_ensemble_of_checkpoints(tiny_run, tmp_path, capsys):
+def test_ensemble_of_checkpoints(tiny_run, tmp_path):
     """ckpt=[A,B]: an ensemble of a model with itself translates as the model does; a model
     with other SentencePiece models is refused, naming its file."""
-    import torch
-
-    from seq2seq.data.tokenizer import _train_proto
-
     last = tiny_run[0] / "checkpoints" / "last.ckpt"
     files = _files(tmp_path, tiny_run)[1:]
     single = translate(_cfg([f"ckpt={last}", *files, f"out={tmp_path / 'A'}", "beam=3"]))
