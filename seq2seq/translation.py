@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, ListConfig
 
 from seq2seq.atomic import atomic_write_bytes
-from seq2seq.checkpoint import load_ensemble
+from seq2seq.checkpoint import CheckpointError, load_ensemble
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
 from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.decoding.rerank import channel_rerank
 from seq2seq.decoding.search import DecodeOptions
 from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
@@ -120,26 +122,59 @@ def _write_heatmaps(module: Seq2SeqModule, ids, nbest, folder: Path) -> None:
         atomic_write_bytes(folder / f"{i + 1:05d}.png", figure_png(fig))
 
 
+def _paths(value) -> list[str]:
+    """One checkpoint path or a list of them, as a list."""
+    return list(value) if isinstance(value, (list, ListConfig)) else [value]
+
+
+def _load_channel(cfg: DictConfig, module: Seq2SeqModule, device: str) -> Seq2SeqModule:
+    """The reverse-direction model(s) of cfg.rerank, checked against the direct model: its
+    source SentencePiece model must be the direct model's target one, and the other way round."""
+    paths = _paths(cfg.rerank)
+    channel = load_ensemble(paths, map_location=device).to(device)
+    if (channel.src_tokenizer.model_proto != module.tgt_tokenizer.model_proto
+            or channel.tgt_tokenizer.model_proto != module.src_tokenizer.model_proto):
+        raise CheckpointError(
+            f"rerank={paths[0]}: its SentencePiece models are not those of ckpt swapped; the "
+            "reranking model must translate the other way (target -> source), trained on the same "
+            "data with the same data.vocab_size, vocab_type and joint_vocab")
+    return channel
+
+
+def _search(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions,
+            channel: Seq2SeqModule | None, cfg: DictConfig, device: str,
+            ) -> tuple[list[list[int]], list[list[Hypothesis]]]:
+    """Source ids and n-best lists; with a channel model, the search's whole beam (or all
+    samples) is reranked and the `nbest` best kept."""
+    if channel is None:
+        return search_lines(module, lines, opts, cfg.max_tokens, device)
+    wide = opts if opts.sample else replace(opts, nbest=max(opts.beam, opts.nbest))
+    ids, nbest = search_lines(module, lines, wide, cfg.max_tokens, device)
+    nbest = channel_rerank(channel.model, ids, nbest, cfg.rerank_weight, cfg.max_tokens, device)
+    return ids, [hyps[: opts.nbest] for hyps in nbest]
+
+
 def translate(cfg: DictConfig) -> list[str] | None:
     """Translate cfg.src (or stdin) into cfg.out (or stdout) with the model in cfg.ckpt, or with
-    the ensemble of the models when cfg.ckpt is a list of checkpoints."""
+    the ensemble of the models when cfg.ckpt is a list of checkpoints; cfg.rerank (a reverse
+    model, or a list) reranks the search's candidates by noisy-channel score."""
     if not cfg.get("ckpt"):
         raise DataError("ckpt=PATH is required: the checkpoint to translate with (or "
                         "ckpt=[PATH,PATH,...] for an ensemble)")
     device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    paths = list(cfg.ckpt) if isinstance(cfg.ckpt, (list, ListConfig)) else [cfg.ckpt]
-    module = load_ensemble(paths, map_location=device).to(device)
+    module = load_ensemble(_paths(cfg.ckpt), map_location=device).to(device)
+    channel = _load_channel(cfg, module, device) if cfg.get("rerank") else None
     opts = _options(cfg, module)
     if opts.nbest > 1 and not opts.sample and opts.beam < opts.nbest:
         opts.beam = opts.nbest
     with torch.inference_mode():
         if not cfg.get("src") and sys.stdin.isatty():  # interactive: answer each line at once
             for line in sys.stdin:
-                _, nbest = search_lines(module, [line.rstrip("\n")], opts, cfg.max_tokens, device)
+                _, nbest = _search(module, [line.rstrip("\n")], opts, channel, cfg, device)
                 print("\n".join(_format(module, nbest, opts.nbest, cfg.scores)), flush=True)
             return None
         lines = read_lines(cfg.src) if cfg.get("src") else sys.stdin.read().splitlines()
-        ids, nbest = search_lines(module, lines, opts, cfg.max_tokens, device)
+        ids, nbest = _search(module, lines, opts, channel, cfg, device)
     out_lines = _format(module, nbest, opts.nbest, cfg.scores)
     text = "".join(line + "\n" for line in out_lines)
     if cfg.get("out"):

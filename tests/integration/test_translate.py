@@ -132,3 +132,37 @@ def test_ensemble_of_checkpoints(tiny_run, tmp_path):
         translate(_cfg([f"ckpt=[{last},{tmp_path / 'other.ckpt'}]", *files,
                         f"out={tmp_path / 'C'}"]))
     assert not (tmp_path / "C").exists()
+
+
+def test_reranking_with_a_reverse_model(tiny_run, tmp_path):
+    """rerank=REVERSE: weight 0 keeps the beam's order; a weight reorders the whole beam by the
+    added channel score (written with scores=true, best first); a model whose SentencePiece
+    models are not the direct model's swapped is refused, naming its file."""
+    last = tiny_run[0] / "checkpoints" / "last.ckpt"
+    files = _files(tmp_path, tiny_run)
+    plain = translate(_cfg([*files, f"out={tmp_path / 'A'}", "beam=4"]))
+    kept = translate(_cfg([*files, f"out={tmp_path / 'B'}", "beam=4", f"rerank={last}",
+                           "rerank_weight=0"]))
+    assert kept == plain
+
+    beam = translate(_cfg([*files, f"out={tmp_path / 'C'}", "beam=4", "nbest=4",
+                           "scores=true"]))
+    reranked = translate(_cfg([*files, f"out={tmp_path / 'D'}", "beam=4", "nbest=4",
+                               "scores=true", f"rerank={last}", "rerank_weight=2.0"]))
+    assert len(reranked) == 4 * len(LINES)
+    for i in (0, 2, 3):
+        rows = [r.split("\t") for r in reranked[4 * i : 4 * i + 4]]
+        scores = [float(s) for s, _ in rows]
+        assert scores == sorted(scores, reverse=True)
+        before = {t: float(s) for s, t in (r.split("\t") for r in beam[4 * i : 4 * i + 4])}
+        assert {t for _, t in rows} == set(before)  # the same candidates, reordered
+        # the channel log-probability only lowers a score
+        assert all(float(s) < before[t] for s, t in rows)
+
+    ckpt = torch.load(last, weights_only=True)
+    proto = _train_proto(LINES * 20, 40, "unigram")
+    ckpt["tokenizers"]["src"] = torch.frombuffer(bytearray(proto), dtype=torch.uint8)
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match=r"rerank=.*other\.ckpt: its SentencePiece models"):
+        translate(_cfg([*files, f"out={tmp_path / 'E'}", f"rerank={tmp_path / 'other.ckpt'}"]))
+    assert not (tmp_path / "E").exists()

@@ -1,0 +1,79 @@
+"""Noisy-channel reranking of n-best lists with a reverse-direction model (Yee et al. 2019,
+"Simple and Effective Noisy Channel Modeling for Neural Machine Translation").
+
+The direct model proposes candidates y for a source x; a model trained the other way (target ->
+source) scores how well each candidate explains the source, and the candidates are reordered by
+
+    score(y) = search_score(y) + weight * log p(x | y) / (|x| + 1)
+
+where search_score is the search's own score (log p(y|x) / lp(|y|) for beam search) and the
+channel term is normalized by the source length, eos included, like the direct one by lp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import torch
+
+from seq2seq.data.batch import collate
+from seq2seq.data.tokenizer import PAD_ID
+from seq2seq.decoding.beam_search import Hypothesis
+
+
+def _budget_batches(src: list[list[int]], tgt: list[list[int]],
+                    max_tokens: int) -> Iterator[list[int]]:
+    """Pair indices sorted by source length, cut into batches of at most `max_tokens` padded
+    source plus target tokens (a longer single pair gets a batch of its own)."""
+    order = sorted(range(len(src)), key=lambda i: (len(src[i]), len(tgt[i])))
+    batch: list[int] = []
+    longest = 0
+    for i in order:
+        size = len(src[i]) + len(tgt[i]) + 2
+        if batch and (len(batch) + 1) * max(longest, size) > max_tokens:
+            yield batch
+            batch, longest = [], 0
+        batch.append(i)
+        longest = max(longest, size)
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def forced_log_probs(model, src: list[list[int]], tgt: list[list[int]], max_tokens: int = 4000,
+                     device: str | torch.device = "cpu") -> list[float]:
+    """log p(tgt_i + eos | src_i) of each pair, teacher forced through `decoder.step`, so that a
+    Seq2Seq and an Ensemble both work. src, tgt: ids without eos (an empty source is fine)."""
+    out = [0.0] * len(src)
+    for idx in _budget_batches(src, tgt, max_tokens):
+        batch = collate([(i, torch.tensor(src[i], dtype=torch.long),
+                          torch.tensor(tgt[i], dtype=torch.long)) for i in idx]).to(device)
+        state = model.encode(batch.src, batch.src_lengths, batch.src_mask)
+        total = torch.zeros(len(idx), device=batch.src.device)  # [B]
+        for t in range(batch.tgt_in.size(1)):
+            logits, state, _ = model.decoder.step(batch.tgt_in[:, t], state)  # [B, V]
+            gold = batch.tgt_out[:, t]  # [B]
+            logp = torch.log_softmax(logits.float(), dim=-1).gather(1, gold[:, None])[:, 0]
+            total += logp.masked_fill(gold == PAD_ID, 0.0)
+        for i, value in zip(idx, total.tolist(), strict=True):
+            out[i] = value
+    return out
+
+
+def channel_rerank(channel, src_ids: list[list[int]], nbest: list[list[Hypothesis]],
+                   weight: float, max_tokens: int = 4000, device: str | torch.device = "cpu",
+                   ) -> list[list[Hypothesis]]:
+    """Each n-best list reordered, best first, by score + weight * log p(x | y) / (|x| + 1)
+    under `channel` (a target -> source Seq2Seq or Ensemble); the hypotheses' `score` becomes
+    that sum and their `log_prob` stays the direct model's. src_ids: the sources' ids, no eos."""
+    pairs = [(i, k) for i, hyps in enumerate(nbest) for k in range(len(hyps))]
+    lps = forced_log_probs(channel, [nbest[i][k].tokens for i, k in pairs],
+                           [src_ids[i] for i, _ in pairs], max_tokens, device)
+    out: list[list[Hypothesis]] = [[] for _ in nbest]
+    for (i, k), lp in zip(pairs, lps, strict=True):
+        h = nbest[i][k]
+        out[i].append(replace(h, score=h.score + weight * lp / (len(src_ids[i]) + 1)))
+    for hyps in out:
+        hyps.sort(key=lambda h: -h.score)
+    return out
