@@ -12,6 +12,7 @@ channel term is normalized by the source length, eos included, like the direct o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -20,6 +21,7 @@ import torch
 from seq2seq.data.batch import collate
 from seq2seq.data.tokenizer import PAD_ID
 from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.models.ensemble import Ensemble
 
 
 def _budget_batches(src: list[list[int]], tgt: list[list[int]],
@@ -40,23 +42,31 @@ def _budget_batches(src: list[list[int]], tgt: list[list[int]],
         yield batch
 
 
+def _position_log_probs(model, batch) -> torch.Tensor:
+    """[B, T] log-probabilities of batch.tgt_out by one teacher-forced pass of each model; an
+    Ensemble gives the log of its members' mean probability at each position."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    per = []
+    for m in members:
+        logits, _ = m(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)  # [B, T, V]
+        per.append(torch.log_softmax(logits.float(), dim=-1)
+                   .gather(2, batch.tgt_out[:, :, None])[:, :, 0])  # [B, T]
+    if len(per) == 1:
+        return per[0]
+    return torch.logsumexp(torch.stack(per), dim=0) - math.log(len(per))  # [B, T]
+
+
 @torch.no_grad()
 def forced_log_probs(model, src: list[list[int]], tgt: list[list[int]], max_tokens: int = 4000,
                      device: str | torch.device = "cpu") -> list[float]:
-    """log p(tgt_i + eos | src_i) of each pair, teacher forced through `decoder.step`, so that a
-    Seq2Seq and an Ensemble both work. src, tgt: ids without eos (an empty source is fine)."""
+    """log p(tgt_i + eos | src_i) of each pair under `model` (a Seq2Seq or an Ensemble),
+    teacher forced. src, tgt: ids without eos (an empty source or target is fine)."""
     out = [0.0] * len(src)
     for idx in _budget_batches(src, tgt, max_tokens):
         batch = collate([(i, torch.tensor(src[i], dtype=torch.long),
                           torch.tensor(tgt[i], dtype=torch.long)) for i in idx]).to(device)
-        state = model.encode(batch.src, batch.src_lengths, batch.src_mask)
-        total = torch.zeros(len(idx), device=batch.src.device)  # [B]
-        for t in range(batch.tgt_in.size(1)):
-            logits, state, _ = model.decoder.step(batch.tgt_in[:, t], state)  # [B, V]
-            gold = batch.tgt_out[:, t]  # [B]
-            logp = torch.log_softmax(logits.float(), dim=-1).gather(1, gold[:, None])[:, 0]
-            total += logp.masked_fill(gold == PAD_ID, 0.0)
-        for i, value in zip(idx, total.tolist(), strict=True):
+        logp = _position_log_probs(model, batch).masked_fill(batch.tgt_out == PAD_ID, 0.0)
+        for i, value in zip(idx, logp.sum(dim=1).tolist(), strict=True):
             out[i] = value
     return out
 
