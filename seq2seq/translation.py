@@ -167,6 +167,9 @@ def translate(cfg: DictConfig) -> list[str] | None:
     opts = _options(cfg, module)
     if opts.nbest > 1 and not opts.sample and opts.beam < opts.nbest:
         opts.beam = opts.nbest
+    if channel is not None and (opts.nbest if opts.sample else opts.beam) == 1:
+        log.warning("rerank=%s has one candidate a sentence to rerank: use beam=5 or more (or "
+                    "sample=true nbest=N)", cfg.rerank)
     with torch.inference_mode():
         if not cfg.get("src") and sys.stdin.isatty():  # interactive: answer each line at once
             for line in sys.stdin:

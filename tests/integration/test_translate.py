@@ -134,7 +134,7 @@ def test_ensemble_of_checkpoints(tiny_run, tmp_path):
     assert not (tmp_path / "C").exists()
 
 
-def test_reranking_with_a_reverse_model(tiny_run, tmp_path):
+def test_reranking_with_a_reverse_model(tiny_run, tmp_path, caplog):
     """rerank=REVERSE: weight 0 keeps the beam's order; a weight reorders the whole beam by the
     added channel score (written with scores=true, best first); a model whose SentencePiece
     models are not the direct model's swapped is refused, naming its file."""
@@ -144,6 +144,10 @@ def test_reranking_with_a_reverse_model(tiny_run, tmp_path):
     kept = translate(_cfg([*files, f"out={tmp_path / 'B'}", "beam=4", f"rerank={last}",
                            "rerank_weight=0"]))
     assert kept == plain
+    caplog.clear()
+    greedy = translate(_cfg([*files, f"out={tmp_path / 'G'}", "beam=1", f"rerank={last}"]))
+    assert "one candidate a sentence" in caplog.text
+    assert greedy == translate(_cfg([*files, f"out={tmp_path / 'H'}", "beam=1"]))
 
     beam = translate(_cfg([*files, f"out={tmp_path / 'C'}", "beam=4", "nbest=4",
                            "scores=true"]))
