@@ -85,3 +85,13 @@ def test_the_reference_configuration_is_the_peers_model():
     assert isinstance(model.decoder.attention, LuongConcatAttention)
     assert not model.decoder.attention.before_rnn and model.decoder.input_feeding
     assert sum(p.numel() for p in model.parameters()) == 13_182_464
+
+
+def test_the_deep_recipe_only_stacks_layers_on_the_best_one():
+    best = OmegaConf.to_container(compose_train(["experiment=multi30k_best"]))
+    deep = OmegaConf.to_container(compose_train(["experiment=multi30k_deep"]))
+    for cfg in (best, deep):
+        cfg.pop("name")
+        layers = (cfg["model"]["encoder"].pop("num_layers"), cfg["model"]["decoder"].pop("num_layers"))
+        assert layers == ((1, 1) if cfg is best else (2, 2))
+    assert deep == best
