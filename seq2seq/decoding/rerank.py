@@ -51,8 +51,6 @@ def _position_log_probs(model, batch) -> torch.Tensor:
         logits, _ = m(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)  # [B, T, V]
         per.append(torch.log_softmax(logits.float(), dim=-1)
                    .gather(2, batch.tgt_out[:, :, None])[:, :, 0])  # [B, T]
-    if len(per) == 1:
-        return per[0]
     return torch.logsumexp(torch.stack(per), dim=0) - math.log(len(per))  # [B, T]
 
 
