@@ -14,6 +14,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from seq2seq.corpus_stats import CorpusStats
 from seq2seq.data.batch import Batch
 from seq2seq.data.tokenizer import PAD_ID, UNK_ID, SubwordTokenizer
 from seq2seq.decoding.beam_search import Hypothesis
@@ -66,7 +67,8 @@ class Seq2SeqModule(L.LightningModule):
         self.src_tokenizer: SubwordTokenizer | None = None
         self.tgt_tokenizer: SubwordTokenizer | None = None
         self._outputs: dict[str, dict[int, str]] = {}
-        self._diag: dict[str, list[float]] = {}  # stage -> [unk, tokens, entropy sum, steps]
+        self.corpus_stats = torch.nn.ModuleDict(
+            {stage: CorpusStats(unk_id=UNK_ID) for stage in ("val", "test")})
         self._last_time: float | None = None
         self.train_tokens, self.train_seconds = 0, 0.0  # steady-state throughput, this process
         self.test_scores = None
@@ -207,20 +209,14 @@ class Seq2SeqModule(L.LightningModule):
         return loss_sum, nll_sum, ntok
 
     def _eval_step(self, batch: Batch, stage: str) -> None:
+        # sums, not per-batch means: the figures are ratios of corpus sums (logged in _score)
         loss_sum, nll_sum, ntok = self._eval_loss(batch)
-        self.log(f"{stage}/loss", loss_sum / ntok, batch_size=ntok, sync_dist=True)
-        self.log(f"{stage}/ppl", torch.exp(nll_sum / ntok), batch_size=ntok, sync_dist=True)
+        best = []
         if self.tgt_tokenizer is not None:
             best = [h[0] for h in self.search(batch)]
             texts = self.tgt_tokenizer.decode([h.tokens for h in best])
             self._outputs.setdefault(stage, {}).update(zip(batch.ids.tolist(), texts, strict=True))
-            d = self._diag.setdefault(stage, [0.0, 0.0, 0.0, 0.0])
-            for h in best:
-                d[0] += sum(t == UNK_ID for t in h.tokens)
-                d[1] += len(h.tokens)
-                a = h.attention.clamp_min(1e-12)
-                d[2] += float(-(a * a.log()).sum(-1).sum())  # entropy of each step, summed
-                d[3] += a.size(0)
+        self.corpus_stats[stage].update(loss_sum, nll_sum, ntok, best)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -237,6 +233,12 @@ class Seq2SeqModule(L.LightningModule):
         return mine
 
     def _score(self, stage: str):
+        # every rank computes: CorpusStats sums its states over ranks, so the figures are the
+        # corpus ones and identical on all ranks (no sync_dist, which would average them again)
+        stats = {k: float(v) for k, v in self.corpus_stats[stage].compute().items()}
+        self.corpus_stats[stage].reset()
+        self.log(f"{stage}/loss", stats["loss"], rank_zero_only=False)
+        self.log(f"{stage}/ppl", stats["ppl"], rank_zero_only=False)
         outputs = self._gather(stage)
         if not outputs or self.trainer.datamodule is None:
             return None, outputs
@@ -246,15 +248,14 @@ class Seq2SeqModule(L.LightningModule):
         self.log(f"{stage}/bleu", scores.bleu, rank_zero_only=False)
         self.log(f"{stage}/chrf", scores.chrf, rank_zero_only=False)
         self.log(f"{stage}/len_ratio", scores.length_ratio, rank_zero_only=False)
-        unk, ntok, ent, steps = self._diag.pop(stage, [0.0, 0.0, 0.0, 0.0])
-        self.log(f"{stage}/unk_share", unk / max(ntok, 1.0), sync_dist=True)
-        self.log(f"{stage}/attention_entropy", ent / max(steps, 1.0), sync_dist=True)
+        self.log(f"{stage}/unk_share", stats["unk_share"], rank_zero_only=False)
+        self.log(f"{stage}/attention_entropy", stats["attention_entropy"], rank_zero_only=False)
         return scores, outputs
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self._outputs.pop("val", None)
-            self._diag.pop("val", None)
+            self.corpus_stats["val"].reset()  # the first validation must not count these batches
             return
         self._score("val")
 
