@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,17 +17,27 @@ log = logging.getLogger(__name__)
 def read_lines(path: str | Path) -> list[str]:
     """Read a text file (plain or `.gz`) into lines without their line endings.
 
-    Raises DataError naming the file and line on a missing file or invalid UTF-8.
+    Raises DataError naming the file (and line) on a missing, unreadable or damaged file or
+    invalid UTF-8.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; the data.* paths must name text files")
     if not path.is_file():
         raise DataError(
             f"{path}: file not found (looked at {path.resolve()}). Check the data.* paths; for "
             "Multi30k use data=multi30k, which downloads missing files into data.root, or set "
             "SEQ2SEQ_DATA_DIR to a folder holding multi30k/")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e}); it is truncated or damaged: "
+                        "fetch or compress it again") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e}); check its "
+                        "permissions") from None
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

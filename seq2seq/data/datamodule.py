@@ -93,11 +93,13 @@ class ParallelDataModule(L.LightningDataModule):
             common = dict(vocab_size=self.vocab_size, model_type=self.vocab_type,
                           cache_dir=self.cache_dir)
             if self.joint_vocab:
-                self.src_tokenizer = self.tgt_tokenizer = train_or_load(src + tgt, tag="joint",
-                                                                        **common)
+                src_tok = tgt_tok = train_or_load(
+                    src + tgt, tag="joint", source=f"{train.src_path} and {train.tgt_path}",
+                    **common)
             else:
-                self.src_tokenizer = train_or_load(src, tag="src", **common)
-                self.tgt_tokenizer = train_or_load(tgt, tag="tgt", **common)
+                src_tok = train_or_load(src, tag="src", source=str(train.src_path), **common)
+                tgt_tok = train_or_load(tgt, tag="tgt", source=str(train.tgt_path), **common)
+            self.src_tokenizer, self.tgt_tokenizer = src_tok, tgt_tok
         return self.src_tokenizer, self.tgt_tokenizer
 
     def _dataset(self, stage: str) -> PairDataset:

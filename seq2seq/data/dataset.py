@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from seq2seq.atomic import atomic_write_bytes
 from seq2seq.data.corpus import ParallelText
+from seq2seq.data.errors import cache_write_error
 from seq2seq.data.tokenizer import SubwordTokenizer
 
 log = logging.getLogger(__name__)
@@ -61,24 +62,47 @@ def _unpack(d: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return list(torch.split(d["flat"], d["lengths"].tolist()))
 
 
+def _load_cached(path: Path, text: ParallelText) -> PairDataset | None:
+    """The cached ids at `path`, or None when there are none or the file is damaged (truncated,
+    overwritten, another format): the caller then encodes again and replaces it."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+        data = PairDataset(_unpack(blob["src"]), _unpack(blob["tgt"]))
+        if len(data.src) != len(text.src) or len(data.tgt) != len(text.tgt):
+            raise ValueError(f"{len(data.src)} pairs for {len(text.src)} lines")
+    except Exception as e:  # any damage is answered the same way: encode again
+        log.warning("cached ids %s are unreadable (%s: %s); encoding %s again", path,
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "", text.src_path)
+        return None
+    return data
+
+
 def numericalize(
     text: ParallelText,
     src_tok: SubwordTokenizer,
     tgt_tok: SubwordTokenizer,
     cache_dir: str | Path | None,
 ) -> PairDataset:
-    """Encode both sides of `text`, from the cache when the same text and models were seen."""
+    """Encode both sides of `text`, from the cache when the same text and models were seen.
+
+    A damaged cache file is encoded again and replaced; a cache folder that cannot be written
+    raises DataError naming it.
+    """
     key = hashlib.sha256(src_tok.model_proto + tgt_tok.model_proto)
     for line in text.src + ["\0"] + text.tgt:
         key.update(line.encode("utf-8"))
         key.update(b"\n")
     path = Path(cache_dir) / f"ids-{key.hexdigest()[:24]}.pt" if cache_dir else None
-    if path is not None and path.is_file():
-        blob = torch.load(path, weights_only=True)
-        return PairDataset(_unpack(blob["src"]), _unpack(blob["tgt"]))
+    if path is not None and (cached := _load_cached(path, text)) is not None:
+        return cached
     src, tgt = _to_tensors(src_tok.encode(text.src)), _to_tensors(tgt_tok.encode(text.tgt))
     if path is not None:
         buf = io.BytesIO()
         torch.save({"src": _pack(src), "tgt": _pack(tgt)}, buf)
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as e:
+            raise cache_write_error(path, e) from e
     return PairDataset(src, tgt)

@@ -9,16 +9,23 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
 
 from seq2seq.atomic import atomic_write_bytes
+from seq2seq.data.errors import DataError, cache_write_error
 
 log = logging.getLogger(__name__)
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+SPECIAL_PIECES = 4
+# SentencePiece's default: it leaves longer lines out of training
+MAX_SENTENCE_BYTES = 4192
+# "Vocabulary size is smaller than required_chars. 10 vs 31." (31 = characters + special pieces)
+_REQUIRED_CHARS = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
 
 class SubwordTokenizer:
@@ -63,10 +70,86 @@ def _train_proto(sentences: Iterable[str], vocab_size: int, model_type: str) -> 
         input_sentence_size=2_000_000,
         shuffle_input_sentence=True,
         hard_vocab_limit=False,
+        max_sentence_length=MAX_SENTENCE_BYTES,
         num_threads=max(1, os.cpu_count() or 1),
         minloglevel=2,
     )
     return buf.getvalue()
+
+
+def _distinct_chars(sentences: Iterable[str]) -> int:
+    """Characters SentencePiece must give a piece each: those of the NFKC-normalized text, plus
+    the word-boundary mark."""
+    norm = spm.SentencePieceNormalizer(rule_name="nmt_nfkc")
+    chars = {"\u2581"}
+    for s in sentences:
+        chars.update(norm.normalize(s))
+    return len(chars)
+
+
+def _check_inputs(sentences: Sequence[str], vocab_size: int, source: str) -> None:
+    """Raise DataError on input SentencePiece cannot train on; SentencePiece itself would stop
+    with an internal assertion that names neither the files nor the option."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+        raise DataError(f"data.vocab_size={vocab_size!r} is not a whole number; give the number "
+                        "of subword pieces, e.g. data.vocab_size=8000")
+    text = [s for s in sentences if s.strip()]
+    if not text:
+        raise DataError(f"every line of {source} is empty, so there is no text to train the "
+                        "SentencePiece model on; the training files need one sentence a line")
+    too_long = sum(len(s.encode("utf-8")) > MAX_SENTENCE_BYTES for s in text)
+    if too_long == len(text):
+        raise DataError(
+            f"every non-empty line of {source} is longer than {MAX_SENTENCE_BYTES} bytes, the "
+            "longest line SentencePiece trains on, so there is no text to train it on; the "
+            "training files need one sentence a line (split the long lines)")
+    if too_long:
+        log.warning("%d of %d lines of %s are longer than %d bytes and left out of "
+                    "SentencePiece training", too_long, len(text), source,
+                    MAX_SENTENCE_BYTES)
+    if vocab_size <= SPECIAL_PIECES:
+        need = SPECIAL_PIECES + _distinct_chars(text)
+        raise DataError(
+            f"data.vocab_size={vocab_size} leaves no room for subwords: {SPECIAL_PIECES} pieces "
+            f"are reserved for <pad>, <unk>, <s> and </s>, and each character of {source} needs "
+            f"one more; raise data.vocab_size to at least {need}")
+
+
+def _training_error(err: Exception, vocab_size: int, model_type: str, source: str) -> DataError:
+    """SentencePiece's RuntimeError (an internal assertion) as a message a user can act on."""
+    msg = str(err)
+    chars = _REQUIRED_CHARS.search(msg)
+    if chars:
+        need = int(chars.group(2))
+        return DataError(
+            f"data.vocab_size={vocab_size} is too small for {source}: SentencePiece needs a "
+            f"piece for each of the {need - SPECIAL_PIECES} distinct characters of its text "
+            f"(the word boundary included) besides the {SPECIAL_PIECES} special pieces; raise "
+            f"data.vocab_size to at least {need}")
+    if "all_chars_count" in msg or "sentences_.empty()" in msg:
+        return DataError(
+            f"no text of {source} is left for SentencePiece once it drops control and invisible "
+            "characters (such as U+200B) and lines longer than "
+            f"{MAX_SENTENCE_BYTES} bytes; the training files need one sentence a line")
+    first = msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
+    return DataError(
+        f"SentencePiece could not train a {model_type} model of data.vocab_size={vocab_size} on "
+        f"{source} ({first}); check the files and data.vocab_size / data.vocab_type")
+
+
+def _load_cached(path: Path) -> SubwordTokenizer | None:
+    """The cached model at `path`, or None when there is none or it cannot be read (a later
+    training overwrites a damaged one)."""
+    if not path.is_file():
+        return None
+    try:
+        tok = SubwordTokenizer(path.read_bytes())
+    except (OSError, RuntimeError, ValueError) as e:
+        log.warning("cached SentencePiece model %s is unreadable (%s); training it again",
+                    path, e)
+        return None
+    log.info("SentencePiece model from cache: %s", path)
+    return tok
 
 
 def train_or_load(
@@ -75,9 +158,15 @@ def train_or_load(
     model_type: str,
     cache_dir: str | Path,
     tag: str,
+    source: str = "the training text",
 ) -> SubwordTokenizer:
     """A SentencePiece model of `sentences`, loaded from `cache_dir` when one with the same
-    inputs and settings was trained before, else trained and cached."""
+    inputs and settings was trained before, else trained and cached.
+
+    `source` names the files the sentences come from in error messages. Raises DataError when
+    SentencePiece cannot train on them or the cache folder cannot be written.
+    """
+    _check_inputs(sentences, vocab_size, source)
     key = hashlib.sha256(
         json.dumps({"v": vocab_size, "t": model_type, "spm": spm.__version__}).encode()
     )
@@ -85,11 +174,20 @@ def train_or_load(
         key.update(s.encode("utf-8"))
         key.update(b"\n")
     path = Path(cache_dir) / f"spm-{tag}-{model_type}{vocab_size}-{key.hexdigest()[:16]}.model"
-    if path.is_file():
-        log.info("SentencePiece model from cache: %s", path)
-        return SubwordTokenizer(path.read_bytes())
-    log.info("training SentencePiece %s (%d pieces) on %d lines", model_type, vocab_size,
-             len(sentences))
-    proto = _train_proto(sentences, vocab_size, model_type)
-    atomic_write_bytes(path, proto)
-    return SubwordTokenizer(proto)
+    tok = _load_cached(path)
+    if tok is None:
+        log.info("training SentencePiece %s (%d pieces) on %d lines", model_type, vocab_size,
+                 len(sentences))
+        try:
+            proto = _train_proto(sentences, vocab_size, model_type)
+        except (RuntimeError, ValueError) as e:
+            raise _training_error(e, vocab_size, model_type, source) from e
+        try:
+            atomic_write_bytes(path, proto)
+        except OSError as e:
+            raise cache_write_error(path, e) from e
+        tok = SubwordTokenizer(proto)
+    if len(tok) < vocab_size:
+        log.warning("the SentencePiece model of %s has %d pieces, not data.vocab_size=%d: its "
+                    "text allows no more", source, len(tok), vocab_size)
+    return tok
