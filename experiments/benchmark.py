@@ -20,12 +20,13 @@ import math
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +37,8 @@ from seq2seq.checkpoint import load_module  # noqa: E402
 from seq2seq.data.batch import collate  # noqa: E402
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID  # noqa: E402
 from seq2seq.decoding.search import DecodeOptions  # noqa: E402
-from seq2seq.loss import label_smoothed_nll  # noqa: E402
 from seq2seq.module import Seq2SeqModule  # noqa: E402
-from seq2seq.pipeline import module_config  # noqa: E402
+from seq2seq.pipeline import fit_steps  # noqa: E402
 from seq2seq.translation import translate_lines  # noqa: E402
 
 
@@ -64,69 +64,62 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_throughput(module: Seq2SeqModule, loader, device: str, warmup: int, steps: int,
-                     clip: float) -> dict:
-    """The training step of Seq2SeqModule (forward, label-smoothed loss, backward, clipping,
-    its Adam) over `steps` batches after `warmup`."""
-    model = module.model.to(device).train()
-    opt = module.configure_optimizers()["optimizer"]
-    smoothing = module.config["loss"]["label_smoothing"]
-    it = _endless(loader)
-    tokens = sents = 0
-    start = None
-    flops_per_token = None
-    for i in range(warmup + steps):
-        batch = next(it).to(device)
-        if i == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        if i == warmup - 1 or (warmup == 0 and i == 0):
-            counter = FlopCounterMode(display=False)
-        else:
-            counter = None
-        with counter if counter is not None else _null():
-            logits, _ = model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
-            loss, _, ntok = label_smoothed_nll(logits, batch.tgt_out, smoothing)
-            opt.zero_grad(set_to_none=True)
-            (loss / ntok).backward()
-        if counter is not None:
-            flops_per_token = counter.get_total_flops() / ntok
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        if i >= warmup:
-            tokens += ntok
-            sents += len(batch)
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    return {"train_tokens_per_s": tokens / elapsed, "train_sents_per_s": sents / elapsed,
-            "flops_per_target_token": flops_per_token, "train_steps": steps}
+class StepTimer(L.Callback):
+    """Times the training steps after the first `warmup` ones (target tokens and sentences per
+    second) and counts the FLOPs of the last warm-up step (or of the first step without warm-up)
+    per target token."""
+
+    def __init__(self, warmup: int, device: str):
+        self.warmup, self.device = warmup, device
+        self.step, self.tokens, self.sents = 0, 0, 0
+        self.start = self.elapsed = None
+        self.counter = self.flops_per_token = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if self.step == self.warmup:
+            _sync(self.device)
+            self.start = time.perf_counter()
+        if self.step == max(self.warmup - 1, 0):
+            self.counter = FlopCounterMode(display=False)
+            self.counter.__enter__()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.counter is not None:
+            self.counter.__exit__(None, None, None)
+            self.flops_per_token = self.counter.get_total_flops() / batch.num_tgt_tokens
+            self.counter = None
+        if self.step >= self.warmup:
+            self.tokens += batch.num_tgt_tokens
+            self.sents += len(batch)
+        self.step += 1
+
+    def on_train_end(self, trainer, module) -> None:
+        _sync(self.device)
+        self.elapsed = time.perf_counter() - self.start
 
 
-def _endless(loader):
-    """The loader's batches, epoch after epoch (reshuffled as in training), for step counts
-    beyond one epoch."""
-    epoch = 0
-    while True:
-        sampler = getattr(loader, "batch_sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
+def train_throughput(cfg, device: str, warmup: int, steps: int):
+    """`warmup + steps` updates of the configured model by Seq2SeqModule's own training step
+    (Lightning's loop: scheduled sampling, label smoothing, clipping, the configured optimizer
+    and schedule); the last `steps` are timed. Returns (datamodule, module, figures)."""
+    timer = StepTimer(warmup, device)
+    accelerator = "gpu" if device.startswith("cuda") else device
+    dm, module, _ = fit_steps(cfg, warmup + steps, [timer], accelerator=accelerator,
+                                    devices=1)
+    return dm, module, {
+        "train_tokens_per_s": timer.tokens / timer.elapsed,
+        "train_sents_per_s": timer.sents / timer.elapsed,
+        "flops_per_target_token": timer.flops_per_token, "train_steps": steps,
+        "padding_efficiency": dm.train_sampler.padding_efficiency()}
 
 
 @torch.no_grad()
-def per_sentence_beam(module: Seq2SeqModule, lines: list[str], beam: int = 5,
-                      alpha: float = 0.6, a: float = 1.5, b: int = 10) -> list[list[int]]:
-    """Baseline: one sentence at a time, one decoder call per hypothesis (a Python loop)."""
+def per_sentence_beam(module: Seq2SeqModule, lines: list[str], beam: int = 5) -> list[list[int]]:
+    """Baseline: one sentence at a time, one decoder call per hypothesis (a Python loop), with
+    the model's length penalty and output length limit."""
     model = module.model
+    d = module.config["decode"]
+    alpha, a, b = d["alpha"], d["max_len_a"], d["max_len_b"]
     ids = module.src_tokenizer.encode(lines)
     outputs = []
     for seq in ids:
@@ -157,7 +150,8 @@ def per_sentence_beam(module: Seq2SeqModule, lines: list[str], beam: int = 5,
 def decode_speed(module: Seq2SeqModule, lines: list[str], device: str, baseline_n: int) -> dict:
     module = module.to(device).eval()
     out = {}
-    for name, opts in (("greedy", DecodeOptions(beam=1)), ("beam5", DecodeOptions(beam=5))):
+    base = DecodeOptions.from_dict(module.config["decode"])
+    for name, opts in (("greedy", replace(base, beam=1)), ("beam5", replace(base, beam=5))):
         translate_lines(module, lines[:50], device=device, opts=opts)  # warm-up
         _sync(device)
         t = time.perf_counter()
@@ -186,18 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
     steps = args.steps or (15 if args.quick else 100)
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=reference", "run_dir=.", *args.overrides])
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    src_tok, tgt_tok = dm.build_tokenizers()
-    dm.setup("fit")
-    loader = dm.train_dataloader()
-    module = Seq2SeqModule(module_config(cfg), len(src_tok), len(tgt_tok))
-    module.set_tokenizers(src_tok, tgt_tok)
+    dm, module, train = train_throughput(cfg, args.device, args.warmup, steps)
     result = {"device": args.device, "threads": torch.get_num_threads(),
-              "parameters": sum(p.numel() for p in module.parameters()),
-              "padding_efficiency": loader.batch_sampler.padding_efficiency()}
-    result.update(train_throughput(module, loader, args.device, args.warmup, steps,
-                                   cfg.trainer.gradient_clip_val))
+              "parameters": sum(p.numel() for p in module.parameters()), **train}
     result["train_peak_rss_mib"] = peak_rss_mib()
     result["matmul_peak_gflops"] = matmul_peak(args.device)
     result["mfu"] = (result["train_tokens_per_s"] * result["flops_per_target_token"] / 1e9

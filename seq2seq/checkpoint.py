@@ -11,10 +11,13 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import OmegaConf
 
+from seq2seq import CONF_DIR
 from seq2seq.atomic import atomic_open
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.module import Seq2SeqModule
+from seq2seq.scheduled_sampling import SCHEDULES
 
 
 class CheckpointError(ValueError):
@@ -57,6 +60,56 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               f"{str(e).splitlines()[0][:200]})") from None
 
 
+def _upgraded(config: dict) -> dict:
+    """A checkpoint's module config completed for today's code: sections and search options
+    added since it was written take their values from conf/train.yaml; scheduled-sampling keys
+    its schedule does not read are dropped."""
+    config = dict(config)
+    train_yaml = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "train.yaml"))
+    config["decode"] = {**train_yaml["decode"], **config.get("decode", {})}
+    config.setdefault("monitor", train_yaml["monitor"])
+    ss = dict(config.get("scheduled_sampling", {}))
+    if ss.get("schedule") in SCHEDULES:
+        reads = SCHEDULES[ss["schedule"]][0]
+        config["scheduled_sampling"] = {k: v for k, v in ss.items()
+                                        if k == "schedule" or k in reads}
+    return config
+
+
+def direction(module: Seq2SeqModule) -> tuple[str, str] | None:
+    """(source, target) a model translates, as recorded in its checkpoint; None for a
+    checkpoint that predates the record."""
+    data = module.config.get("data") or {}
+    return (data["src"], data["tgt"]) if "src" in data and "tgt" in data else None
+
+
+def _arrow(way: tuple[str, str]) -> str:
+    return " -> ".join(way)
+
+
+def check_pairing(module: Seq2SeqModule, label: str, reference: Seq2SeqModule,
+                  reference_label: str, reverse: bool = False) -> None:
+    """Refuse a model that cannot decode beside `reference`: an ensemble member must translate
+    the same direction with the same SentencePiece models; a reranker (`reverse`) the other
+    direction with the models swapped. Directions are checked where both checkpoints record
+    one. Raises CheckpointError naming `label`."""
+    role = "reranking" if reverse else "an ensemble with"
+    want, got = direction(reference), direction(module)
+    if want and got and got != (want[::-1] if reverse else want):
+        raise CheckpointError(
+            f"{label} translates {_arrow(got)}, but {role} {reference_label} ({_arrow(want)}) "
+            f"needs a model that translates {_arrow(want[::-1] if reverse else want)}")
+    src, tgt = reference.src_tokenizer, reference.tgt_tokenizer
+    if reverse:
+        src, tgt = tgt, src
+    if (module.src_tokenizer.model_proto != src.model_proto
+            or module.tgt_tokenizer.model_proto != tgt.model_proto):
+        raise CheckpointError(
+            f"{label}: its SentencePiece models are not those of {reference_label}"
+            f"{' swapped' if reverse else ''}; {role} it needs a model trained on the same data "
+            "with the same data.vocab_size, vocab_type and joint_vocab")
+
+
 def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> Seq2SeqModule:
     """Rebuild the trained model, with its tokenizers, from a checkpoint file."""
     ckpt = load_checkpoint(path, map_location)
@@ -64,7 +117,7 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> S
     if not hp or "config" not in hp or "state_dict" not in ckpt or "tokenizers" not in ckpt:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no model config, weights or "
                               "tokenizers inside)")
-    module = Seq2SeqModule(hp["config"], hp["src_vocab_size"], hp["tgt_vocab_size"])
+    module = Seq2SeqModule(_upgraded(hp["config"]), hp["src_vocab_size"], hp["tgt_vocab_size"])
     try:
         module.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -91,12 +144,7 @@ def load_ensemble(paths: list[str | Path], map_location: str | torch.device = "c
     if len(modules) == 1:
         return first
     for path, m in zip(paths[1:], modules[1:], strict=True):
-        if (m.src_tokenizer.model_proto != first.src_tokenizer.model_proto
-                or m.tgt_tokenizer.model_proto != first.tgt_tokenizer.model_proto):
-            raise CheckpointError(
-                f"{path}: its SentencePiece models differ from those of {paths[0]}; an ensemble "
-                "needs models trained on the same data with the same data.vocab_size, "
-                "vocab_type and joint_vocab")
+        check_pairing(m, path, first, paths[0])
     first.model = Ensemble([m.model for m in modules])
     return first.eval()
 

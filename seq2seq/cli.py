@@ -9,14 +9,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from seq2seq import CONF_DIR
 from seq2seq.allocator import tune_glibc_malloc
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.data.errors import DataError
+from seq2seq.decoding.search import DecodeConfigError
 from seq2seq.module import NonFiniteLossError
 from seq2seq.precision import PrecisionError
 
-CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
-USER_ERRORS = (DataError, CheckpointError, PrecisionError, NonFiniteLossError)
+CONF = str(CONF_DIR)
+USER_ERRORS = (DataError, CheckpointError, PrecisionError, NonFiniteLossError, DecodeConfigError)
 
 
 def _run(fn, cfg: DictConfig):
@@ -35,7 +37,7 @@ def train_main(cfg: DictConfig) -> float | None:
     from seq2seq.pipeline import train
 
     metrics = _run(train, cfg)
-    return (metrics or {}).get(cfg.get("optimized_metric", "val/bleu_best"))
+    return (metrics or {}).get(cfg.optimized_metric)
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="translate")

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from seq2seq.corpus_stats import CorpusStats
 from seq2seq.data.batch import Batch
 from seq2seq.data.tokenizer import PAD_ID, UNK_ID, SubwordTokenizer
-from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.decoding.hypothesis import Hypothesis
 from seq2seq.decoding.search import DecodeOptions, decode
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.lr_schedule import WarmupSchedule
@@ -29,22 +29,7 @@ log = logging.getLogger(__name__)
 
 EVAL_LOSS_POSITIONS = 1024  # target positions per slice of an evaluation batch's loss
 
-DEFAULTS = {
-    "optim": {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.0,
-              "schedule": "constant", "warmup_steps": 0, "min_ratio": 0.0,
-              "plateau_factor": 0.5, "plateau_patience": 2, "fused": None},
-    "loss": {"label_smoothing": 0.1, "on_nonfinite": "stop"},
-    "scheduled_sampling": {"schedule": "constant", "k": 1.0, "c": 0.0, "eps_min": 0.0},
-    "decode": {"beam": 1, "alpha": 0.6, "max_len_a": 1.5, "max_len_b": 10},
-    "seed": 0,
-}
-
-
-def _merged(config: dict) -> dict:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in DEFAULTS.items()}
-    for k, v in config.items():
-        out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) and k in out else v
-    return out
+CONFIG_KEYS = ("model", "optim", "loss", "scheduled_sampling", "decode", "monitor", "seed")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -53,15 +38,21 @@ class NonFiniteLossError(RuntimeError):
 
 class Seq2SeqModule(L.LightningModule):
     """Args:
-        config: plain dict with `model` (see build_seq2seq), `optim`, `loss`,
-            `scheduled_sampling`, `decode`, and the run's `seed`.
+        config: plain dict with the sections of conf/train.yaml it uses, every key given:
+            `model` (see build_seq2seq), `optim`, `loss`, `scheduled_sampling`, `decode`,
+            `monitor` ({metric, mode}) and the run's `seed`; optionally `data` (what the model
+            was trained on: max_len, src and tgt) and `provenance` (code and library versions).
         src_vocab_size, tgt_vocab_size: vocabulary sizes (from the tokenizers).
     """
 
     def __init__(self, config: dict, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()
+        missing = [k for k in CONFIG_KEYS if k not in config]
+        if missing:
+            raise ValueError(f"the module config has no `{missing[0]}` section (build it with "
+                             "seq2seq.pipeline.module_config from the train config)")
         self.save_hyperparameters()
-        self.config = _merged(config)
+        self.config = config
         self.model = build_seq2seq(self.config["model"], src_vocab_size, tgt_vocab_size, PAD_ID)
         self.teacher_forcing = ScheduledSampling(**self.config["scheduled_sampling"])
         self.src_tokenizer: SubwordTokenizer | None = None
@@ -175,9 +166,12 @@ class Seq2SeqModule(L.LightningModule):
                                eps=o["eps"], weight_decay=o["weight_decay"],
                                fused=self._fused_adam(o.get("fused")))
         if o["schedule"] == "plateau":
+            monitor = self.config["monitor"]
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=o["plateau_factor"], patience=o["plateau_patience"])
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/bleu",
+                opt, mode=monitor["mode"], factor=o["plateau_factor"],
+                patience=o["plateau_patience"])
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched,
+                                                       "monitor": monitor["metric"],
                                                        "interval": "epoch"}}
         total = int(self.trainer.estimated_stepping_batches) if self._trainer else 0
         fn = WarmupSchedule(o["schedule"], o["warmup_steps"], total, o["min_ratio"])
@@ -190,10 +184,6 @@ class Seq2SeqModule(L.LightningModule):
         """n-best lists of a batch; options default to the config's `decode` section."""
         opts = opts or DecodeOptions.from_dict(self.config["decode"])
         return decode(self.model, batch.src, batch.src_lengths, batch.src_mask, opts)
-
-    def translate_batch(self, batch: Batch, opts: DecodeOptions | None = None) -> list[str]:
-        """The best translation of each sentence of a batch, detokenized."""
-        return self.tgt_tokenizer.decode([h[0].tokens for h in self.search(batch, opts)])
 
     def _eval_loss(self, batch: Batch):
         """`_loss` of an evaluation batch, summed over slices of at most EVAL_LOSS_POSITIONS

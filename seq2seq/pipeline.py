@@ -11,31 +11,80 @@ import time
 from pathlib import Path
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
 from seq2seq.checkpoint import StreamingCheckpointIO
+from seq2seq.data.errors import DataError
 from seq2seq.metrics import corpus_scores
-from seq2seq.module import Seq2SeqModule
+from seq2seq.module import CONFIG_KEYS, Seq2SeqModule
 from seq2seq.precision import check_precision
+from seq2seq.provenance import describe, provenance
 from seq2seq.translation import beam_test_scores
 
 log = logging.getLogger(__name__)
 
-MODULE_KEYS = ("model", "optim", "loss", "scheduled_sampling", "decode")
+def module_config(cfg: DictConfig, datamodule=None) -> dict:
+    """The plain-data part of the config the LightningModule (and its checkpoints) keep: its
+    sections of the train config, what it is trained on (the datamodule's `description`) and
+    what produced it (seq2seq/provenance.py)."""
+    out = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+           else cfg[k] for k in CONFIG_KEYS}
+    if datamodule is not None:
+        out["data"] = datamodule.description()
+    return {**out, "provenance": provenance()}
 
 
-def module_config(cfg: DictConfig) -> dict:
-    """The plain-data part of the config the LightningModule (and its checkpoints) keep."""
-    out = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in MODULE_KEYS if k in cfg}
-    return {**out, "seed": cfg.get("seed", 0)}
+def build_datamodule(cfg: DictConfig):
+    """The datamodule of cfg.data; a bad data option raises the DataError that names it (Hydra
+    would wrap it in an InstantiationException)."""
+    try:
+        return instantiate(cfg.data)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DataError):
+            raise e.__cause__ from None
+        raise
+
+
+def build(cfg: DictConfig):
+    """The datamodule (data fetched, SentencePiece models trained) and the LightningModule of a
+    train config: what `train` fits, and what experiments/ scripts measure."""
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    src_tok, tgt_tok = datamodule.build_tokenizers()
+    module = Seq2SeqModule(module_config(cfg, datamodule), len(src_tok), len(tgt_tok))
+    module.set_tokenizers(src_tok, tgt_tok)
+    return datamodule, module
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list, **overrides) -> L.Trainer:
+    """The Trainer of a train config (`overrides` replace cfg.trainer keys), with the batch
+    sampler left to the datamodule and checkpoints written atomically."""
+    args = {**OmegaConf.to_container(cfg.trainer, resolve=True), **overrides}
+    return L.Trainer(**args, callbacks=callbacks, logger=loggers or False,
+                     plugins=[StreamingCheckpointIO()], default_root_dir=str(cfg.run_dir),
+                     use_distributed_sampler=False)
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
     if not group:
         return []
     return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def fit_steps(cfg: DictConfig, steps: int, callbacks: list | None = None, **trainer_args):
+    """`steps` optimizer updates of the configured model, by the module's own training step,
+    with no validation, checkpoint or logger: what experiments/ scripts time and compare.
+    Returns (datamodule, module, trainer)."""
+    datamodule, module = build(cfg)
+    args = {"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0,
+            "num_sanity_val_steps": 0, "enable_checkpointing": False,
+            "enable_model_summary": False, "enable_progress_bar": False, **trainer_args}
+    trainer = build_trainer(cfg, callbacks or [], [], **args)
+    trainer.fit(module, datamodule=datamodule)
+    return datamodule, module, trainer
 
 
 def train(cfg: DictConfig) -> dict:
@@ -45,30 +94,25 @@ def train(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    src_tok, tgt_tok = datamodule.build_tokenizers()
-    module = Seq2SeqModule(module_config(cfg), len(src_tok), len(tgt_tok))
-    module.set_tokenizers(src_tok, tgt_tok)
+    datamodule, module = build(cfg)
     n_params = sum(p.numel() for p in module.parameters())
-    log.info("model: %s parameters", f"{n_params:,}")
+    data = module.config["data"]
+    log.info("model: %s parameters, %s -> %s", f"{n_params:,}", data["src"], data["tgt"])
+    log.info("%s", describe(module.config["provenance"]))
     check_precision(cfg.trainer.get("precision", "32-true"),
                     cfg.trainer.get("accelerator", "auto"), module)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True),
-                        callbacks=callbacks, logger=loggers or False,
-                        plugins=[StreamingCheckpointIO()],
-                        default_root_dir=str(run_dir), use_distributed_sampler=False)
+    trainer = build_trainer(cfg, callbacks, loggers)
     try:
         for lg in loggers:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
-        if best_score is not None and "val/bleu" in metrics:
-            metrics["val/bleu_best"] = float(best_score)
+        if best_score is not None and cfg.monitor.metric in metrics:
+            metrics[f"{cfg.monitor.metric}_best"] = float(best_score)
         if cfg.get("test", True):
             metrics.update(_test(cfg, trainer, module, datamodule, run_dir))
         if trainer.is_global_zero:
@@ -79,6 +123,15 @@ def train(cfg: DictConfig) -> dict:
             lg.finalize("success")
             if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero:
                 lg.experiment.finish()  # flush the offline run's files
+        # Lightning destroys only an NCCL process group. A gloo one left alive keeps worker
+        # threads that may free a finished collective's tensors after the interpreter has
+        # begun to shut down, which aborts the rank ("terminate called without an active
+        # exception") after all its work is done. Destroying it joins them; it waits for no
+        # other rank, so it is safe after an error too.
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return metrics
 
 
@@ -112,11 +165,11 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
 def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer,
                    metrics: dict, n_params: int, seconds: float) -> None:
     """<run dir>/results.json: one run's summary, read by experiments/report.py."""
-    m = cfg.model
+    m, data = cfg.model, module.config["data"]
     results = {
         "name": cfg.get("name"),
         "config": {
-            "src_lang": cfg.data.get("src_lang"), "tgt_lang": cfg.data.get("tgt_lang"),
+            "src_lang": data["src"], "tgt_lang": data["tgt"],
             "encoder": m.encoder.cell, "decoder": m.decoder.cell,
             "attention": _attention_name(m.attention._target_),
             "label_smoothing": cfg.loss.label_smoothing,
@@ -125,13 +178,16 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
         },
         "overrides": _overrides(),
         "params": n_params,
-        "val_bleu_best": metrics.get("val/bleu_best", metrics.get("val/bleu")),
+        "monitor": cfg.monitor.metric,
+        "monitor_best": metrics.get(f"{cfg.monitor.metric}_best",
+                                    metrics.get(cfg.monitor.metric)),
         "metrics": metrics,
         "epochs": trainer.current_epoch, "steps": trainer.global_step,
         "train_tokens_per_s": module.train_tokens / max(module.train_seconds, 1e-9),
         "seconds": seconds,
         "devices": trainer.world_size, "accelerator": type(trainer.accelerator).__name__,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "provenance": module.config["provenance"],
     }
     atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
 

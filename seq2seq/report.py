@@ -64,7 +64,8 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
         name = str(r.path.relative_to(root)) if root else r.path.name
         row = (name, f"{c['src_lang']}->{c['tgt_lang']}", c["encoder"], c["decoder"],
                c["attention"], _fmt(c["label_smoothing"], 1), c["scheduled_sampling"],
-               f"{r.results['params'] / 1e6:.1f}M", _fmt(r.results.get("val_bleu_best")),
+               f"{r.results['params'] / 1e6:.1f}M",
+               _fmt(m.get("val/bleu_best", m.get("val/bleu"))),
                _fmt(m.get("test/bleu")), _fmt(m.get("test/bleu_lc")),
                _fmt(m.get("test/beam"), 0), _fmt(m.get("test/bleu_beam")),
                _fmt(m.get("test/bleu_lc_beam")),

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, ListConfig
 
 from seq2seq.atomic import atomic_write_bytes
-from seq2seq.checkpoint import CheckpointError, load_ensemble
+from seq2seq.checkpoint import check_pairing, direction, load_ensemble
 from seq2seq.data.batch import collate
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
-from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.data.sampler import ordered_batches
+from seq2seq.decoding.hypothesis import Hypothesis
 from seq2seq.decoding.rerank import channel_rerank
 from seq2seq.decoding.search import DecodeOptions
 from seq2seq.metrics import corpus_scores
@@ -25,36 +25,26 @@ from seq2seq.plotting import attention_figure, figure_png
 
 log = logging.getLogger(__name__)
 
-SEARCH_KEYS = ("beam", "alpha", "coverage", "no_repeat_ngram_size", "min_len", "max_len_a",
-               "max_len_b", "nbest", "sample", "temperature", "top_k", "top_p", "seed")
-
-
-def _batches(ids: list[list[int]], max_tokens: int) -> Iterator[list[int]]:
-    """Indices of non-empty inputs, sorted by length, cut into batches of <= max_tokens padded
-    source tokens (a longer single sentence gets a batch of its own)."""
-    order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) + 1) * (len(ids[i]) + 1) > max_tokens:
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
+SEARCH_KEYS = tuple(f.name for f in fields(DecodeOptions))  # translate.py options of the search
 
 
 def search_lines(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions,
                  max_tokens: int = 4000, device: str = "cpu",
                  ) -> tuple[list[list[int]], list[list[Hypothesis]]]:
-    """Source ids and n-best lists of `lines`, in input order; empty lines get no hypothesis."""
+    """Source ids and n-best lists of `lines`, in input order; empty lines get no hypothesis.
+    A line longer than the model's training data.max_len is translated, with a warning."""
     ids = module.src_tokenizer.encode([ln if ln.strip() else "" for ln in lines])
-    max_len = module.config.get("max_len")
+    max_len = module.config["data"]["max_len"] if "data" in module.config else None
+    for i, seq in enumerate(ids):
+        if max_len and len(seq) > max_len:
+            log.warning("line %d has %d subwords, more than the %d the model was trained on "
+                        "(data.max_len): its translation may be cut short or poor", i + 1,
+                        len(seq), max_len)
     nbest: list[list[Hypothesis]] = [[] for _ in lines]
-    for idx in _batches(ids, max_tokens):
-        longest = len(ids[idx[-1]])
-        if max_len and longest > max_len:
-            log.warning("line %d has %d subwords, more than the training max_len %d",
-                        idx[-1] + 1, longest, max_len)
+    rows = [i for i, seq in enumerate(ids) if seq]
+    for batch_rows in ordered_batches([len(ids[i]) + 1 for i in rows], [0] * len(rows),
+                                      max_tokens):
+        idx = [rows[j] for j in batch_rows]
         batch = collate([(i, torch.tensor(ids[i]), None) for i in idx]).to(device)
         for i, hyps in zip(idx, module.search(batch, opts), strict=True):
             nbest[i] = hyps
@@ -128,16 +118,12 @@ def _paths(value) -> list[str]:
 
 
 def _load_channel(cfg: DictConfig, module: Seq2SeqModule, device: str) -> Seq2SeqModule:
-    """The reverse-direction model(s) of cfg.rerank, checked against the direct model: its
-    source SentencePiece model must be the direct model's target one, and the other way round."""
+    """The reverse-direction model(s) of cfg.rerank, checked against the direct model: it must
+    translate the other way, with the direct model's SentencePiece models swapped."""
     paths = _paths(cfg.rerank)
     channel = load_ensemble(paths, map_location=device).to(device)
-    if (channel.src_tokenizer.model_proto != module.tgt_tokenizer.model_proto
-            or channel.tgt_tokenizer.model_proto != module.src_tokenizer.model_proto):
-        raise CheckpointError(
-            f"rerank={paths[0]}: its SentencePiece models are not those of ckpt swapped; the "
-            "reranking model must translate the other way (target -> source), trained on the same "
-            "data with the same data.vocab_size, vocab_type and joint_vocab")
+    check_pairing(channel, f"rerank={paths[0]}", module, f"ckpt={_paths(cfg.ckpt)[0]}",
+                  reverse=True)
     return channel
 
 
@@ -163,6 +149,9 @@ def translate(cfg: DictConfig) -> list[str] | None:
                         "ckpt=[PATH,PATH,...] for an ensemble)")
     device = cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     module = load_ensemble(_paths(cfg.ckpt), map_location=device).to(device)
+    way = direction(module)
+    print(f"translating {' -> '.join(way) if way else '(direction not recorded)'} with "
+          f"{', '.join(map(str, _paths(cfg.ckpt)))} on {device}", file=sys.stderr)
     channel = _load_channel(cfg, module, device) if cfg.get("rerank") else None
     opts = _options(cfg, module)
     if opts.nbest > 1 and not opts.sample and opts.beam < opts.nbest:

@@ -13,6 +13,8 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+# the output length limits of conf/train.yaml, for tests that call a search directly
+LIMITS = {k: OmegaConf.load(CONF / "train.yaml").decode[k] for k in ("max_len_a", "max_len_b")}
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from seq2seq.data.batch import collate
-from seq2seq.decoding.beam_search import Hypothesis
+from seq2seq.decoding.hypothesis import Hypothesis
 
 
 def probe_sentences(trainer: L.Trainer, module, n: int) -> tuple[list[int], list[Hypothesis]]:

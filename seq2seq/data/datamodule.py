@@ -13,7 +13,7 @@ from seq2seq.data.batch import collate
 from seq2seq.data.corpus import ParallelText, read_parallel
 from seq2seq.data.dataset import PairDataset, numericalize
 from seq2seq.data.errors import DataError
-from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.sampler import BucketBatchSampler, ordered_batches
 from seq2seq.data.tokenizer import SubwordTokenizer, train_or_load
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ STAGES = ("train", "val", "test")
 class ParallelDataModule(L.LightningDataModule):
     """Parallel text files -> SentencePiece ids -> length-bucketed batches.
 
-    Args:
+    Every argument is given by the config (conf/data/parallel_files.yaml, where the defaults
+    and their meaning live). Args:
         train, val, test: {"src": path, "tgt": path} of each split, plain or .gz.
         cache_dir: where SentencePiece models and numericalized data are cached.
         vocab_size: pieces per SentencePiece model.
@@ -36,23 +37,28 @@ class ParallelDataModule(L.LightningDataModule):
         eval_max_tokens: token budget of validation and test batches.
         seed: seed of the batch shuffling (epoch e uses seed + e).
         num_workers: DataLoader worker processes.
+        src_lang, tgt_lang: names of the two languages, recorded in checkpoints so that
+            ensembles and reranking can check directions; None: the training file names.
     """
 
     def __init__(
         self,
-        train: dict | None = None,
-        val: dict | None = None,
-        test: dict | None = None,
-        cache_dir: str = ".cache/seq2seq",
-        vocab_size: int = 8000,
-        vocab_type: str = "unigram",
-        joint_vocab: bool = True,
-        max_len: int = 100,
-        max_tokens: int | None = 3000,
-        batch_size: int | None = None,
-        eval_max_tokens: int = 6000,
-        seed: int = 1234,
-        num_workers: int = 0,
+        *,
+        train: dict | None,
+        val: dict | None,
+        test: dict | None,
+        cache_dir: str,
+        vocab_size: int,
+        vocab_type: str,
+        joint_vocab: bool,
+        max_len: int,
+        max_tokens: int | None,
+        batch_size: int | None,
+        eval_max_tokens: int,
+        seed: int,
+        num_workers: int,
+        src_lang: str | None,
+        tgt_lang: str | None,
     ):
         super().__init__()
         if vocab_type not in ("unigram", "bpe"):
@@ -65,11 +71,20 @@ class ParallelDataModule(L.LightningDataModule):
         self.vocab_size, self.vocab_type, self.joint_vocab = vocab_size, vocab_type, joint_vocab
         self.max_len, self.max_tokens, self.batch_size = max_len, max_tokens, batch_size
         self.eval_max_tokens, self.seed, self.num_workers = eval_max_tokens, seed, num_workers
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.src_tokenizer: SubwordTokenizer | None = None
         self.tgt_tokenizer: SubwordTokenizer | None = None
         self.text: dict[str, ParallelText] = {}
         self.datasets: dict[str, PairDataset] = {}
         self.train_sampler: BucketBatchSampler | None = None
+
+    def description(self) -> dict:
+        """What a model trained on this data must remember: {max_len, src, tgt}, the languages
+        (or, for unnamed user files, the training file names)."""
+        train = self.files.get("train") or {}
+        return {"max_len": self.max_len,
+                "src": self.src_lang or Path(str(train.get("src"))).name,
+                "tgt": self.tgt_lang or Path(str(train.get("tgt"))).name}
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -168,11 +183,8 @@ class ParallelDataModule(L.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         data = self._dataset(split)
         world, rank = self._world()
-        longest = max(max(data.src_lengths, default=1), max(data.tgt_lengths, default=1))
-        sampler = BucketBatchSampler(
-            data.src_lengths, data.tgt_lengths, max_tokens=max(self.eval_max_tokens, longest),
-            shuffle=False, num_replicas=world, rank=rank,
-        )
+        sampler = ordered_batches(data.src_lengths, data.tgt_lengths, self.eval_max_tokens,
+                                  num_replicas=world, rank=rank)
         return DataLoader(data, batch_sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers)
 
@@ -186,15 +198,14 @@ class ParallelDataModule(L.LightningDataModule):
 class Multi30kDataModule(ParallelDataModule):
     """Multi30k task 1 (train, val, test_2016_flickr) for any pair of de, en, fr, cs.
 
-    Args:
+    Every argument is given by the config (conf/data/multi30k.yaml). Args:
         root: folder holding multi30k/<split>.<lang>.gz; missing files are downloaded.
         src_lang, tgt_lang: language codes.
         url: where the raw files are fetched from.
         Other args: see ParallelDataModule.
     """
 
-    def __init__(self, root: str = "data", src_lang: str = "de", tgt_lang: str = "en",
-                 url: str = multi30k.OFFICIAL_URL, **kwargs):
+    def __init__(self, *, root: str, src_lang: str, tgt_lang: str, url: str, **kwargs):
         multi30k.check_language(src_lang, "data.src_lang")
         multi30k.check_language(tgt_lang, "data.tgt_lang")
         if src_lang == tgt_lang:
@@ -202,8 +213,8 @@ class Multi30kDataModule(ParallelDataModule):
         files = {split: {"src": str(multi30k.split_path(root, split, src_lang)),
                          "tgt": str(multi30k.split_path(root, split, tgt_lang))}
                  for split in STAGES}
-        super().__init__(**files, **kwargs)
-        self.root, self.src_lang, self.tgt_lang, self.url = root, src_lang, tgt_lang, url
+        super().__init__(**files, src_lang=src_lang, tgt_lang=tgt_lang, **kwargs)
+        self.root, self.url = root, url
 
     def prepare_data(self) -> None:
         multi30k.ensure_files(self.root, (self.src_lang, self.tgt_lang), self.url)

@@ -1,7 +1,7 @@
 """Multi30k task 1: file locations, and a verified, atomic download of missing files.
 
-Files are the raw gzip text of the official repository
-(https://github.com/multi30k/dataset, data/task1/raw).
+Files are the raw gzip text of the official repository (https://github.com/multi30k/dataset,
+data/task1/raw); where they are fetched from is `data.url` (conf/data/multi30k.yaml).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from seq2seq.data.errors import DataError
 
 log = logging.getLogger(__name__)
 
-OFFICIAL_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
 LANGUAGES = ("de", "en", "fr", "cs")
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 
@@ -51,7 +50,7 @@ def split_path(root: str | Path, split: str, lang: str) -> Path:
     return Path(root) / "multi30k" / f"{SPLITS[split]}.{lang}.gz"
 
 
-def download(name: str, dest: Path, base_url: str = OFFICIAL_URL, timeout: float = 60.0) -> Path:
+def download(name: str, dest: Path, base_url: str, timeout: float = 60.0) -> Path:
     """Fetch `base_url + name` to `dest`, verify its sha256, then rename into place.
 
     A partial or corrupt download never appears under `dest`'s name.
@@ -82,7 +81,7 @@ def download(name: str, dest: Path, base_url: str = OFFICIAL_URL, timeout: float
 
 
 def ensure_files(
-    root: str | Path, langs: tuple[str, ...], base_url: str = OFFICIAL_URL, verify: bool = False
+    root: str | Path, langs: tuple[str, ...], base_url: str, verify: bool = False
 ) -> None:
     """Make sure every split of every language in `langs` is under `root`, downloading what is
     missing. With `verify`, files already present are checked against their sha256 too."""

@@ -1,4 +1,5 @@
-"""Length-bucketed batches under a token budget, sharded whole across data-parallel ranks."""
+"""Length-bucketed batches under a token budget, sharded whole across data-parallel ranks: the
+one batcher of training, evaluation, translation and reranking."""
 
 from __future__ import annotations
 
@@ -102,6 +103,16 @@ class BucketBatchSampler(Sampler[list[int]]):
             real += int(s.sum() + t.sum())
             padded += len(b) * int(s.max() + t.max())
         return real / max(padded, 1)
+
+
+def ordered_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], max_tokens: int,
+                    num_replicas: int = 1, rank: int = 0) -> BucketBatchSampler:
+    """Batches for evaluation, translation and rescoring: every example once, in length order,
+    under a budget of `max_tokens` padded tokens raised to the longest example so that each
+    one fits. Lengths as in BucketBatchSampler (eos / bos included)."""
+    longest = max(max(src_lengths, default=1), max(tgt_lengths, default=1))
+    return BucketBatchSampler(src_lengths, tgt_lengths, max_tokens=max(max_tokens, longest),
+                              shuffle=False, num_replicas=num_replicas, rank=rank)
 
 
 def _split_to_multiple(batches: list[list[int]], world: int) -> list[list[int]]:

@@ -8,25 +8,13 @@ Beam 1 is greedy search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID
-from seq2seq.decoding.greedy import greedy_decode, max_output_length
+from seq2seq.decoding.greedy import greedy_decode
+from seq2seq.decoding.hypothesis import Hypothesis, max_output_length
 from seq2seq.decoding.penalties import block_repeated_ngrams, coverage_penalty, length_penalty
 from seq2seq.models.seq2seq import Seq2Seq
-
-
-@dataclass
-class Hypothesis:
-    """tokens: ids without eos; score: log_prob / lp + cp; log_prob: sum of token log-probs;
-    attention: [steps, S_i] weights of each output step (eos included when produced)."""
-
-    tokens: list[int]
-    score: float
-    log_prob: float
-    attention: torch.Tensor
 
 
 @torch.no_grad()
@@ -35,26 +23,29 @@ def beam_search(
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     src_mask: torch.Tensor,
-    beam_size: int = 5,
-    alpha: float = 0.6,
+    *,
+    beam_size: int,
+    alpha: float,
+    max_len_a: float,
+    max_len_b: int,
     beta: float = 0.0,
     no_repeat_ngram_size: int = 0,
     min_len: int = 0,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
     nbest: int = 1,
 ) -> list[list[Hypothesis]]:
     """The `nbest` best hypotheses of each sentence, best first.
 
     src: [B, S] long; src_lengths: [B] long; src_mask: [B, S] bool.
-    alpha: length penalty exponent; beta: coverage penalty weight; min_len: tokens before eos
-    is allowed; outputs hold at most max_len_a * src_len + max_len_b tokens.
+    alpha: length penalty exponent; outputs hold at most max_len_a * src_len + max_len_b tokens;
+    the optional terms are off by default: beta, the coverage penalty weight; no_repeat_ngram_size;
+    min_len, tokens before eos is allowed.
     """
     K = beam_size
     if nbest > K:
         raise ValueError(f"nbest={nbest} cannot exceed the beam size {K}")
     if K == 1 and not (beta or no_repeat_ngram_size or min_len):
-        return _greedy(model, src, src_lengths, src_mask, max_len_a, max_len_b)
+        return greedy_decode(model, src, src_lengths, src_mask, max_len_a=max_len_a,
+                             max_len_b=max_len_b)
     B, S, device = src.size(0), src.size(1), src.device
     limit = max_output_length(src_lengths, max_len_a, max_len_b).tolist()  # tokens, eos excluded
     state = model.encode(src, src_lengths, src_mask)
@@ -146,8 +137,3 @@ def _add(bucket: list[Hypothesis], K: int, tokens: torch.Tensor, log_prob: torch
     bucket.sort(key=lambda h: -h.score)
     del bucket[K:]
 
-
-def _greedy(model, src, src_lengths, src_mask, a, b) -> list[list[Hypothesis]]:
-    hyps = greedy_decode(model, src, src_lengths, src_mask, a, b)
-    return [[Hypothesis(t, float(s), float(s), att)]
-            for t, s, att in zip(hyps.tokens, hyps.scores, hyps.attention, strict=True)]

@@ -12,34 +12,15 @@ channel term is normalized by the source length, eos included, like the direct o
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
 
 from seq2seq.data.batch import collate
+from seq2seq.data.sampler import ordered_batches
 from seq2seq.data.tokenizer import PAD_ID
-from seq2seq.decoding.beam_search import Hypothesis
-from seq2seq.models.ensemble import Ensemble
-
-
-def _budget_batches(src: list[list[int]], tgt: list[list[int]],
-                    max_tokens: int) -> Iterator[list[int]]:
-    """Pair indices sorted by source length, cut into batches of at most `max_tokens` padded
-    source plus target tokens (a longer single pair gets a batch of its own)."""
-    order = sorted(range(len(src)), key=lambda i: (len(src[i]), len(tgt[i])))
-    batch: list[int] = []
-    longest = 0
-    for i in order:
-        size = len(src[i]) + len(tgt[i]) + 2
-        if batch and (len(batch) + 1) * max(longest, size) > max_tokens:
-            yield batch
-            batch, longest = [], 0
-        batch.append(i)
-        longest = max(longest, size)
-    if batch:
-        yield batch
+from seq2seq.decoding.hypothesis import Hypothesis
+from seq2seq.models.ensemble import Ensemble, mean_log_prob
 
 
 def _position_log_probs(model, batch) -> torch.Tensor:
@@ -51,7 +32,7 @@ def _position_log_probs(model, batch) -> torch.Tensor:
         logits, _ = m(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)  # [B, T, V]
         per.append(torch.log_softmax(logits.float(), dim=-1)
                    .gather(2, batch.tgt_out[:, :, None])[:, :, 0])  # [B, T]
-    return torch.logsumexp(torch.stack(per), dim=0) - math.log(len(per))  # [B, T]
+    return mean_log_prob(per)  # [B, T]
 
 
 @torch.no_grad()
@@ -60,7 +41,7 @@ def forced_log_probs(model, src: list[list[int]], tgt: list[list[int]], max_toke
     """log p(tgt_i + eos | src_i) of each pair under `model` (a Seq2Seq or an Ensemble),
     teacher forced. src, tgt: ids without eos (an empty source or target is fine)."""
     out = [0.0] * len(src)
-    for idx in _budget_batches(src, tgt, max_tokens):
+    for idx in ordered_batches([len(s) + 1 for s in src], [len(t) + 1 for t in tgt], max_tokens):
         batch = collate([(i, torch.tensor(src[i], dtype=torch.long),
                           torch.tensor(tgt[i], dtype=torch.long)) for i in idx]).to(device)
         logp = _position_log_probs(model, batch).masked_fill(batch.tgt_out == PAD_ID, 0.0)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from seq2seq.data.tokenizer import BOS_ID, EOS_ID
-from seq2seq.decoding.beam_search import Hypothesis
-from seq2seq.decoding.greedy import max_output_length
+from seq2seq.decoding.hypothesis import Hypothesis, decode_rows, max_output_length
 from seq2seq.models.seq2seq import Seq2Seq
 
 
@@ -35,13 +33,14 @@ def sample(
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     src_mask: torch.Tensor,
-    n: int = 1,
+    *,
+    n: int,
+    max_len_a: float,
+    max_len_b: int,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
 ) -> list[list[Hypothesis]]:
     """`n` samples per sentence (scores are the log-probs under the filtered distribution).
 
@@ -52,32 +51,14 @@ def sample(
     B, device = src.size(0), src.device
     gen = torch.Generator(device=device)
     gen.manual_seed(seed if seed is not None else torch.seed())
+
+    def draw(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = top_k_top_p_filter(logits.float() / temperature, top_k, top_p).log_softmax(-1)
+        nxt = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)  # [R']
+        return nxt, logp.gather(1, nxt[:, None]).squeeze(1)
+
     expand = torch.arange(B, device=device).repeat_interleave(n)  # [B*n]
     state = model.encode(src, src_lengths, src_mask).index_select(expand)
     limit = max_output_length(src_lengths, max_len_a, max_len_b)[expand]
-    R = B * n
-    alive = torch.arange(R, device=device)
-    prev = torch.full((R,), BOS_ID, dtype=torch.long, device=device)
-    tokens: list[list[int]] = [[] for _ in range(R)]
-    attn: list[list[torch.Tensor]] = [[] for _ in range(R)]
-    scores = torch.zeros(R, device=device)
-    t = 0
-    while alive.numel() > 0:
-        logits, state, weights = model.decoder.step(prev, state)
-        logits = top_k_top_p_filter(logits.float() / temperature, top_k, top_p)
-        logp = logits.log_softmax(-1)
-        nxt = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)  # [R']
-        scores.index_add_(0, alive, logp.gather(1, nxt[:, None]).squeeze(1))
-        t += 1
-        done = (nxt == EOS_ID) | (t >= limit[alive])
-        w = weights.float().cpu()
-        for j, (row, tok) in enumerate(zip(alive.tolist(), nxt.tolist(), strict=True)):
-            attn[row].append(w[j])
-            if tok != EOS_ID:
-                tokens[row].append(tok)
-        keep = (~done).nonzero().squeeze(1)
-        alive, prev, state = alive[keep], nxt[keep], state.index_select(keep)
-    lengths = src_lengths[expand].tolist()
-    hyps = [Hypothesis(tokens[r], float(scores[r]), float(scores[r]),
-                       torch.stack(attn[r])[:, : lengths[r]]) for r in range(R)]
+    hyps = decode_rows(model.decoder.step, state, src_lengths[expand], limit, draw)
     return [hyps[b * n : (b + 1) * n] for b in range(B)]

@@ -6,37 +6,54 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from seq2seq.decoding.beam_search import Hypothesis, beam_search
+from seq2seq.decoding.beam_search import beam_search
+from seq2seq.decoding.hypothesis import Hypothesis
 from seq2seq.decoding.sampling import sample
 from seq2seq.models.seq2seq import Seq2Seq
 
 
+class DecodeConfigError(ValueError):
+    """A search option that is unknown or missing."""
+
+
 @dataclass
 class DecodeOptions:
-    """beam: beam size (1 = greedy); alpha: length penalty; coverage: coverage penalty beta;
+    """The `decode` section of conf/train.yaml, where every value's default and meaning live.
+
+    beam: beam size (1 = greedy); alpha: length penalty; coverage: coverage penalty beta;
     no_repeat_ngram_size: forbid repeating n-grams (0 = off); min_len: tokens before eos;
     max_len_a, max_len_b: at most a * src_len + b tokens; nbest: hypotheses returned per input;
     sample: draw `nbest` samples instead of searching, with temperature, top_k (0 = off),
-    top_p (1 = off) and seed."""
+    top_p (1 = off) and seed (null = a fresh one).
+    """
 
-    beam: int = 1
-    alpha: float = 0.6
-    coverage: float = 0.0
-    no_repeat_ngram_size: int = 0
-    min_len: int = 0
-    max_len_a: float = 1.5
-    max_len_b: int = 10
-    nbest: int = 1
-    sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int | None = None
+    beam: int
+    alpha: float
+    coverage: float
+    no_repeat_ngram_size: int
+    min_len: int
+    max_len_a: float
+    max_len_b: int
+    nbest: int
+    sample: bool
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int | None
 
     @classmethod
-    def from_dict(cls, d: dict) -> DecodeOptions:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names and v is not None})
+    def from_dict(cls, d: dict, where: str = "decode") -> DecodeOptions:
+        """Options from a config section `where`; an unknown or missing key is an error."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise DecodeConfigError(f"{where}.{unknown[0]}: unknown search option; the options are "
+                             f"{', '.join(names)}")
+        missing = [k for k in names if k not in d]
+        if missing:
+            raise DecodeConfigError(f"{where}.{missing[0]} is missing (see the decode section of "
+                             "conf/train.yaml)")
+        return cls(**d)
 
 
 def decode(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, src_mask: torch.Tensor,

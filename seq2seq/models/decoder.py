@@ -70,10 +70,10 @@ class RNNDecoder(nn.Module):
         pad_id: padding id.
     """
 
-    def __init__(self, vocab_size: int, emb_size: int, attention: Attention, encoder_size: int,
-                 cell: str = "lstm", hidden_size: int = 512, num_layers: int = 1,
-                 dropout: float = 0.2, hidden_dropout: float = 0.2, input_feeding: bool = True,
-                 bridge: bool = True, tie_embeddings: bool = False, pad_id: int = 0):
+    def __init__(self, *, vocab_size: int, emb_size: int, attention: Attention,
+                 encoder_size: int, cell: str, hidden_size: int, num_layers: int, dropout: float,
+                 hidden_dropout: float, input_feeding: bool, bridge: bool, tie_embeddings: bool,
+                 pad_id: int = 0):
         super().__init__()
         if attention.query_size != hidden_size:
             raise ValueError(f"attention query size {attention.query_size} != decoder hidden "

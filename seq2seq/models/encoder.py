@@ -34,9 +34,8 @@ class RNNEncoder(nn.Module):
         pad_id: padding id (its embedding stays zero).
     """
 
-    def __init__(self, vocab_size: int, emb_size: int, cell: str = "lstm", hidden_size: int = 256,
-                 num_layers: int = 1, bidirectional: bool = True, dropout: float = 0.2,
-                 pad_id: int = 0):
+    def __init__(self, *, vocab_size: int, emb_size: int, cell: str, hidden_size: int,
+                 num_layers: int, bidirectional: bool, dropout: float, pad_id: int = 0):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)

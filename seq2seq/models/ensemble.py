@@ -18,6 +18,12 @@ from seq2seq.models.decoder import DecoderState
 from seq2seq.models.seq2seq import Seq2Seq
 
 
+def mean_log_prob(log_probs: list[torch.Tensor]) -> torch.Tensor:
+    """log of the members' mean probability: log((1/M) sum_m p_m) from the M members'
+    log-probabilities, each [..., V] (or gathered [..., T]) -> the same shape."""
+    return torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
+
+
 @dataclass
 class EnsembleState:
     """One DecoderState per member, each for the same B rows."""
@@ -44,8 +50,7 @@ class EnsembleDecoder:
             logps.append(torch.log_softmax(logits.float(), dim=-1))
             states.append(s)
             weights.append(w.float())
-        logp = torch.logsumexp(torch.stack(logps), dim=0) - math.log(len(logps))
-        return logp, EnsembleState(states), torch.stack(weights).mean(dim=0)
+        return mean_log_prob(logps), EnsembleState(states), torch.stack(weights).mean(dim=0)
 
 
 class Ensemble(nn.Module):

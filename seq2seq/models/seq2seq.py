@@ -49,18 +49,18 @@ class Seq2Seq(nn.Module):
 def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
                   pad_id: int = 0) -> Seq2Seq:
     """Build from a plain-data model config ({emb_size, tie_embeddings, init, emb_init_std,
-    encoder, attention, decoder}, each part with its `_target_`), wiring the sizes that depend on
-    other parts, then initialize the parameters (seq2seq/models/init.py)."""
+    encoder, attention, decoder}, each part with its `_target_` and every key given: conf/model/
+    is where the defaults live), wiring the sizes that depend on other parts, then initialize
+    the parameters (seq2seq/models/init.py)."""
     enc_cfg, att_cfg, dec_cfg = (dict(cfg[k]) for k in ("encoder", "attention", "decoder"))
     encoder = locate(enc_cfg["_target_"])(vocab_size=src_vocab_size, emb_size=cfg["emb_size"],
                                           pad_id=pad_id, **_kwargs(enc_cfg))
     attention = locate(att_cfg["_target_"])(
-        query_size=dec_cfg.get("hidden_size", 512), value_size=encoder.output_size,
-        **_kwargs(att_cfg))
+        query_size=dec_cfg["hidden_size"], value_size=encoder.output_size, **_kwargs(att_cfg))
     decoder = locate(dec_cfg["_target_"])(
         vocab_size=tgt_vocab_size, emb_size=cfg["emb_size"], attention=attention,
-        encoder_size=encoder.output_size, tie_embeddings=cfg.get("tie_embeddings", False),
+        encoder_size=encoder.output_size, tie_embeddings=cfg["tie_embeddings"],
         pad_id=pad_id, **_kwargs(dec_cfg))
     model = Seq2Seq(encoder, decoder)
-    init_parameters(model, cfg.get("init", "pytorch"), cfg.get("emb_init_std", 0.1))
+    init_parameters(model, cfg["init"], cfg["emb_init_std"])
     return model

@@ -27,6 +27,60 @@ def test_checkpoint_loads_with_weights_only(tiny_run):
     assert ckpt["hyper_parameters"]["config"]["model"]["encoder"]["cell"] == "gru"
 
 
+def test_checkpoint_and_results_record_direction_code_and_libraries(tiny_run):
+    """What a run was trained on and with: the direction and data.max_len, the git commit (with
+    a dirty flag) and the versions of torch, lightning and sentencepiece."""
+    import json
+    import subprocess
+
+    import lightning
+    import sentencepiece
+
+    run_dir = tiny_run[0]
+    config = torch.load(run_dir / "checkpoints" / "last.ckpt",
+                        weights_only=True)["hyper_parameters"]["config"]
+    assert config["data"] == {"max_len": 100, "src": "train.de", "tgt": "train.en"}
+    results = json.loads((run_dir / "results.json").read_text())
+    assert (results["config"]["src_lang"], results["config"]["tgt_lang"]) == ("train.de",
+                                                                              "train.en")
+    for record in (config["provenance"], results["provenance"]):
+        assert record["torch"] == torch.__version__.split("+")[0] or \
+            record["torch"] == torch.__version__
+        assert record["lightning"] == lightning.__version__
+        assert record["sentencepiece"] == sentencepiece.__version__
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+        assert record["git_commit"] == (head or "unknown")
+        assert record["git_dirty"] in (True, False) if head else record["git_dirty"] == "unknown"
+
+
+def test_provenance_outside_a_git_checkout_is_unknown(monkeypatch, tmp_path):
+    import seq2seq.provenance as provenance
+
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)  # not a git checkout
+    record = provenance.provenance()
+    assert record["git_commit"] == record["git_dirty"] == "unknown"
+    assert record["torch"] != "unknown"
+    assert "code unknown, python" in provenance.describe(record)
+
+
+def test_a_checkpoint_without_newer_config_keys_still_loads(tiny_run, tmp_path):
+    """Search options and sections added later take their conf/train.yaml values; a
+    scheduled-sampling key its schedule does not read is dropped."""
+    path = tiny_run[0] / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    config = ckpt["hyper_parameters"]["config"]
+    for key in ("nbest", "sample", "temperature", "top_k", "top_p", "seed"):
+        del config["decode"][key]
+    del config["monitor"], config["data"], config["provenance"]
+    config["scheduled_sampling"].update(c=0.0, eps_min=0.0)
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    old = load_module(tmp_path / "old.ckpt")
+    assert old.config["decode"]["nbest"] == 1 and old.config["decode"]["sample"] is False
+    assert old.config["monitor"]["metric"] == "val/bleu"
+    assert translate_lines(old, SENTENCES) == translate_lines(load_module(path), SENTENCES)
+
+
 def test_round_trip_gives_identical_outputs(tiny_run, tmp_path):
     path = tiny_run[0] / "checkpoints" / "last.ckpt"
     a = load_module(path)

@@ -21,7 +21,7 @@ def run(args: list[str], cwd: Path, timeout: int = 900, stdin: str | None = None
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_root):
-    """The issue's first command, as written: 60 steps of the default model on Multi30k."""
+    """The README's first command, `python train.py`, cut to 60 steps of the default model."""
     tmp = tmp_path_factory.mktemp("cli")
     proc = run([str(ROOT / "train.py"), f"hydra.run.dir={tmp}/RUN", "trainer.accelerator=cpu",
                 "trainer.devices=1", "trainer.max_steps=60", "trainer.limit_val_batches=2"],
@@ -132,3 +132,13 @@ def test_wandb_command_logs_bleu_heatmaps_and_images(tmp_path, data_root):
     assert len(runs) == 1 and list((runs[0] / "files").rglob("*.png"))
     logged = next(runs[0].glob("run-*.wandb")).read_bytes()
     assert b"val/bleu" in logged and b"val/chrf" in logged
+
+
+def test_translate_help_lists_only_translate_options(tmp_path):
+    proc = run([str(ROOT / "translate.py"), "--help"], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "ckpt:" in proc.stdout and "rerank_weight:" in proc.stdout and "beam:" in proc.stdout
+    for group in ("data", "experiment", "hparams_search", "callbacks", "logger", "model",
+                  "optim", "scheduled_sampling", "trainer", "debug"):
+        assert f"{group}:" not in proc.stdout and f"\n{group}\n" not in proc.stdout, group
+    assert "Configuration groups" not in proc.stdout

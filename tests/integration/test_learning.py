@@ -7,7 +7,7 @@ from seq2seq.data.batch import collate
 from seq2seq.decoding.greedy import greedy_decode
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import model_config
+from tests.conftest import LIMITS, model_config
 
 V = 24
 
@@ -36,8 +36,8 @@ def test_overfit_100_pairs(preset):
         opt.step()
     assert loss_sum.item() / ntok < 0.02
     model.eval()
-    hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask)
-    assert hyps.tokens == [p[2].tolist() for p in pairs]
+    hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask, **LIMITS)
+    assert [h[0].tokens for h in hyps] == [p[2].tolist() for p in pairs]
 
 
 @pytest.mark.slow
@@ -69,9 +69,10 @@ def test_attention_follows_the_anti_diagonal_on_reversal():
         n = int(torch.randint(4, 11, (1,), generator=g))
         test.append((i, torch.randint(4, V, (n,), generator=g), None))
     batch = collate(test)
-    hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask)
+    hyps = greedy_decode(model, batch.src, batch.src_lengths, batch.src_mask, **LIMITS)
     hits = total = 0
-    for (_, src, _), att in zip(test, hyps.attention, strict=True):
+    for (_, src, _), (h,) in zip(test, hyps, strict=True):
+        att = h.attention
         n = len(src)
         for t in range(min(n, att.size(0))):
             hits += int(att[t].argmax()) == n - 1 - t

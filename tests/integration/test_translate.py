@@ -4,6 +4,8 @@ attention heatmaps, BLEU against references."""
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 
 import pytest
 import torch
@@ -22,6 +24,15 @@ LINES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee.", "Eine 
 def _cfg(overrides):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("translate", overrides=overrides)
+
+
+def _with_direction(ckpt_path, src: str, tgt: str, out):
+    """A copy of a checkpoint that records another direction (same weights): a stand-in for a
+    model trained the other way, or on another language pair."""
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt["hyper_parameters"]["config"]["data"].update(src=src, tgt=tgt)
+    torch.save(ckpt, out)
+    return out
 
 
 def _files(tmp_path, tiny_run):
@@ -64,16 +75,23 @@ def test_attention_heatmaps_and_reference_scores(tiny_run, tmp_path, capsys):
     assert pngs == ["00001.png", "00003.png", "00004.png"]
     assert (tmp_path / "att" / "00001.png").read_bytes()[:4] == b"\x89PNG"
     err = capsys.readouterr().err
+    assert err.startswith("translating train.de -> train.en with ")  # the direction it loaded
     assert "BLEU" in err and "nrefs:1|case:mixed" in err and "chrF" in err
     assert "nrefs:1|case:lc" in err  # lowercased BLEU too
 
 
-def test_long_line_is_translated(tiny_run):
+def test_long_line_is_translated_with_a_warning_naming_it(tiny_run, caplog):
     module = load_module(tiny_run[0] / "checkpoints" / "last.ckpt")
+    assert module.config["data"]["max_len"] == 100  # the training data.max_len travels along
     long_line = " ".join(["Ein Hund läuft schnell über die grüne Wiese."] * 25)
-    out = translate_lines(module, [long_line, "Ein Hund."],
-                          opts=DecodeOptions(beam=2, max_len_a=0.2, max_len_b=5))
-    assert len(out) == 2
+    opts = replace(DecodeOptions.from_dict(module.config["decode"]), beam=2, max_len_a=0.2,
+                   max_len_b=5)
+    with caplog.at_level(logging.WARNING, logger="seq2seq.translation"):
+        out = translate_lines(module, ["Ein Hund.", long_line, "Eine Katze."], opts=opts)
+    assert len(out) == 3 and out[1]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("line 2 has ") and "data.max_len" in warnings[0]
 
 
 def test_training_also_scores_the_test_split_with_beam_search(tiny_run):
@@ -124,11 +142,20 @@ def test_ensemble_of_checkpoints(tiny_run, tmp_path):
     both = translate(_cfg([f"ckpt=[{last},{last}]", *files, f"out={tmp_path / 'B'}", "beam=3"]))
     assert both == single and len(both) == len(LINES)
 
+    other_way = _with_direction(last, "train.en", "train.de", tmp_path / "en_de.ckpt")
+    with pytest.raises(CheckpointError, match=r"en_de\.ckpt translates train\.en -> train\.de, "
+                                              r"but an ensemble with .*last\.ckpt \(train\.de "
+                                              r"-> train\.en\) needs a model that translates "
+                                              r"train\.de -> train\.en"):
+        translate(_cfg([f"ckpt=[{last},{other_way}]", *files, f"out={tmp_path / 'D'}"]))
+    assert not (tmp_path / "D").exists()
+
     ckpt = torch.load(last, weights_only=True)
     proto = _train_proto(LINES * 20, 40, "unigram")
     ckpt["tokenizers"]["tgt"] = torch.frombuffer(bytearray(proto), dtype=torch.uint8)
     torch.save(ckpt, tmp_path / "other.ckpt")
-    with pytest.raises(CheckpointError, match=r"other\.ckpt: its SentencePiece models differ"):
+    with pytest.raises(CheckpointError, match=r"other\.ckpt: its SentencePiece models are not "
+                                              r"those of .*last\.ckpt;"):
         translate(_cfg([f"ckpt=[{last},{tmp_path / 'other.ckpt'}]", *files,
                         f"out={tmp_path / 'C'}"]))
     assert not (tmp_path / "C").exists()
@@ -138,7 +165,8 @@ def test_reranking_with_a_reverse_model(tiny_run, tmp_path, caplog):
     """rerank=REVERSE: weight 0 keeps the beam's order; a weight reorders the whole beam by the
     added channel score (written with scores=true, best first); a model whose SentencePiece
     models are not the direct model's swapped is refused, naming its file."""
-    last = tiny_run[0] / "checkpoints" / "last.ckpt"
+    forward = tiny_run[0] / "checkpoints" / "last.ckpt"
+    last = _with_direction(forward, "train.en", "train.de", tmp_path / "reverse.ckpt")
     files = _files(tmp_path, tiny_run)
     plain = translate(_cfg([*files, f"out={tmp_path / 'A'}", "beam=4"]))
     kept = translate(_cfg([*files, f"out={tmp_path / 'B'}", "beam=4", f"rerank={last}",
@@ -163,10 +191,18 @@ def test_reranking_with_a_reverse_model(tiny_run, tmp_path, caplog):
         # the channel log-probability only lowers a score
         assert all(float(s) < before[t] for s, t in rows)
 
+    with pytest.raises(CheckpointError, match=r"rerank=.*last\.ckpt translates train\.de -> "
+                                              r"train\.en, but reranking ckpt=.*last\.ckpt "
+                                              r"\(train\.de -> train\.en\) needs a model that "
+                                              r"translates train\.en -> train\.de"):
+        translate(_cfg([*files, f"out={tmp_path / 'F'}", f"rerank={forward}"]))
+    assert not (tmp_path / "F").exists()
+
     ckpt = torch.load(last, weights_only=True)
     proto = _train_proto(LINES * 20, 40, "unigram")
     ckpt["tokenizers"]["src"] = torch.frombuffer(bytearray(proto), dtype=torch.uint8)
     torch.save(ckpt, tmp_path / "other.ckpt")
-    with pytest.raises(CheckpointError, match=r"rerank=.*other\.ckpt: its SentencePiece models"):
+    with pytest.raises(CheckpointError, match=r"rerank=.*other\.ckpt: its SentencePiece models "
+                                              r"are not those of ckpt=.*last\.ckpt swapped"):
         translate(_cfg([*files, f"out={tmp_path / 'E'}", f"rerank={tmp_path / 'other.ckpt'}"]))
     assert not (tmp_path / "E").exists()

@@ -10,7 +10,7 @@ from seq2seq.decoding.greedy import greedy_decode
 from seq2seq.decoding.penalties import block_repeated_ngrams, length_penalty
 from seq2seq.decoding.sampling import sample, top_k_top_p_filter
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import model_config
+from tests.conftest import LIMITS, model_config
 
 
 def _model(V, preset="lstm_bahdanau", seed=0):
@@ -64,11 +64,12 @@ def test_batch_invariance(preset):
     model = _model(V, preset)
     srcs = _sources(V)
     b = collate([(i, s, None) for i, s in enumerate(srcs)])
-    together = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=4, nbest=2)
+    together = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=4, nbest=2,
+                           **LIMITS, alpha=0.6)
     for i, s in enumerate(srcs):
         one = collate([(0, s, None)])
         alone = beam_search(model, one.src, one.src_lengths, one.src_mask, beam_size=4,
-                            nbest=2)[0]
+                            nbest=2, **LIMITS, alpha=0.6)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in together[i]]
         for x, y in zip(alone, together[i], strict=True):
             assert x.score == pytest.approx(y.score, abs=1e-4)
@@ -78,13 +79,14 @@ def test_beam_one_is_greedy():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    greedy = greedy_decode(model, b.src, b.src_lengths, b.src_mask).tokens
+    greedy = [h[0].tokens for h in greedy_decode(model, b.src, b.src_lengths, b.src_mask,
+                                                  **LIMITS)]
     assert [h[0].tokens for h in beam_search(model, b.src, b.src_lengths, b.src_mask,
-                                             beam_size=1)] == greedy
+                                             beam_size=1, **LIMITS, alpha=0.6)] == greedy
     # the beam machinery itself (a no-op constraint keeps it from the greedy shortcut), with one
     # beam and no length penalty, is greedy too
     forced = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=1, alpha=0.0,
-                         no_repeat_ngram_size=1000)
+                         no_repeat_ngram_size=1000, **LIMITS)
     assert [h[0].tokens for h in forced] == greedy
 
 
@@ -92,7 +94,8 @@ def test_nbest_lists_are_sorted_by_score():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=5, nbest=5):
+    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=5, nbest=5,
+                            **LIMITS, alpha=0.6):
         assert len(hyps) == 5
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
         assert len({tuple(h.tokens) for h in hyps}) == 5
@@ -103,7 +106,7 @@ def test_max_len_is_honoured():
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
     for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3, nbest=3,
-                            max_len_a=0.5, max_len_b=2):
+                            max_len_a=0.5, max_len_b=2, alpha=0.6):
         for h in hyps:
             assert len(h.tokens) <= int(0.5 * 8 + 2)  # longest source: 7 tokens + eos
 
@@ -112,7 +115,8 @@ def test_min_len_delays_eos():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3, min_len=4):
+    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3, min_len=4,
+                            **LIMITS, alpha=0.6):
         assert len(hyps[0].tokens) >= 4
 
 
@@ -122,7 +126,7 @@ def test_no_repeat_ngram_size_blocks_repeats():
     b = collate([(i, s, None) for i, s in enumerate(_sources(V, (6, 6, 6)))])
     for n in (1, 2, 3):
         for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3,
-                                no_repeat_ngram_size=n, max_len_a=3, max_len_b=10):
+                                no_repeat_ngram_size=n, max_len_a=3, max_len_b=10, alpha=0.6):
             toks = hyps[0].tokens
             grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
             assert len(grams) == len(set(grams)), (n, toks)
@@ -149,10 +153,11 @@ def test_sampling_is_seeded_and_respects_top_k():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    a = sample(model, b.src, b.src_lengths, b.src_mask, n=3, seed=7)
-    c = sample(model, b.src, b.src_lengths, b.src_mask, n=3, seed=7)
+    a = sample(model, b.src, b.src_lengths, b.src_mask, n=3, seed=7, **LIMITS)
+    c = sample(model, b.src, b.src_lengths, b.src_mask, n=3, seed=7, **LIMITS)
     assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
     assert all(len(x) == 3 for x in a)
-    greedy = greedy_decode(model, b.src, b.src_lengths, b.src_mask).tokens
-    top1 = sample(model, b.src, b.src_lengths, b.src_mask, top_k=1, seed=1)
+    greedy = [h[0].tokens for h in greedy_decode(model, b.src, b.src_lengths, b.src_mask,
+                                                  **LIMITS)]
+    top1 = sample(model, b.src, b.src_lengths, b.src_mask, top_k=1, seed=1, **LIMITS, n=1)
     assert [x[0].tokens for x in top1] == greedy

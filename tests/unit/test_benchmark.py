@@ -1,26 +1,52 @@
-"""experiments/benchmark.py: timed training steps may span several epochs."""
+"""experiments/benchmark.py and experiments/ab_updates.py measure the training step users run:
+Seq2SeqModule.training_step in Lightning's loop, across epochs."""
 
-from itertools import islice
+from __future__ import annotations
 
-from experiments.benchmark import _endless
+import pytest
 
-
-class _Loader:
-    """Three batches an epoch; records the epochs its sampler was set to."""
-
-    def __init__(self):
-        self.epochs = []
-        self.batch_sampler = self
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epochs.append(epoch)
-
-    def __iter__(self):
-        return iter([f"e{self.epochs[-1]}b{i}" for i in range(3)])
+from experiments import ab_updates, benchmark
+from seq2seq.module import Seq2SeqModule
+from tests.conftest import compose_train
+from tests.integration.conftest import tiny_overrides
 
 
-def test_training_batches_continue_into_the_next_epoch_reshuffled():
-    loader = _Loader()
-    batches = list(islice(_endless(loader), 7))
-    assert batches == ["e0b0", "e0b1", "e0b2", "e1b0", "e1b1", "e1b2", "e2b0"]
-    assert loader.epochs == [0, 1, 2]
+@pytest.fixture
+def counted_steps(monkeypatch):
+    """(steps, epochs): every call of Seq2SeqModule.training_step, and its epoch."""
+    calls = []
+    real = Seq2SeqModule.training_step
+
+    def counted(self, batch, batch_idx):
+        calls.append(self.current_epoch)
+        return real(self, batch, batch_idx)
+
+    monkeypatch.setattr(Seq2SeqModule, "training_step", counted)
+    return calls
+
+
+@pytest.mark.slow
+def test_benchmark_times_the_module_training_step_across_epochs(tmp_path, data_root,
+                                                                 counted_steps):
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root, n=60), "run_dir=" + str(tmp_path),
+                         "data.max_tokens=600"])
+    dm, module, figures = benchmark.train_throughput(cfg, "cpu", warmup=2, steps=12)
+    per_epoch = len(dm.train_sampler)
+    assert per_epoch <= 7  # the 14 steps span several epochs, re-shuffled
+    assert counted_steps == [i // per_epoch for i in range(14)]
+    assert figures["train_steps"] == 12 and figures["train_tokens_per_s"] > 0
+    assert figures["flops_per_target_token"] > 0
+    assert module.global_step == 14
+
+
+@pytest.mark.slow
+def test_ab_updates_trains_with_the_module_then_validates(tmp_path, data_root, counted_steps,
+                                                          monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    result = ab_updates.main(["--experiment", "reference", "6",
+                              *tiny_overrides(tmp_path, data_root, n=60),
+                              "optim.schedule=cosine", "optim.warmup_steps=2",
+                              "scheduled_sampling=linear"])
+    assert len(counted_steps) == 6 and result["updates"] == 6
+    assert result["val/ppl"] > 1 and 0 <= result["val/bleu"] <= 100
+    assert "6 updates" in capsys.readouterr().out

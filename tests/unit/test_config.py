@@ -5,7 +5,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import CONF, PRESETS, compose_train, model_config
+from tests.conftest import CONF, PRESETS, ROOT, compose_train, model_config
 
 
 def test_default_is_lstm_bahdanau_multi30k_de_en():
@@ -32,7 +32,7 @@ def test_one_part_of_a_preset_can_be_swapped():
     assert cfg.model.encoder.cell == "lstm"
 
 
-def test_issue_command_overrides_compose():
+def test_the_readme_train_command_overrides_compose():
     cfg = compose_train(["model=gru_luong_general", "data.src_lang=en", "data.tgt_lang=de",
                          "trainer.max_epochs=10"])
     assert cfg.model.decoder.cell == "gru" and cfg.data.src_lang == "en"
@@ -64,7 +64,7 @@ def test_every_experiment_composes_and_builds(experiment):
 
 
 def test_the_15_minute_reference_tunes_only_the_schedule():
-    """The 15-minute comparison with the peers may tune the learning-rate schedule and batch
+    """The 15-minute comparison with JoeyNMT may tune the learning-rate schedule and batch
     size of the reference configuration, never its architecture or loss."""
     ref, tuned = compose_train(["experiment=reference"]), compose_train(
         ["experiment=reference_15min"])
@@ -74,10 +74,10 @@ def test_the_15_minute_reference_tunes_only_the_schedule():
     assert tuned.optim.schedule == "cosine" and tuned.trainer.max_steps > 0
 
 
-def test_the_reference_configuration_is_the_peers_model():
-    """JoeyNMT's reference model (../shared/bench/peers): BiLSTM 256 x 2, LSTM 512, additive
-    attention queried with the state after the RNN update, input feeding, no tying:
-    13,182,464 parameters with an 8,000-entry joint vocabulary."""
+def test_the_reference_configuration_is_joeynmts_model():
+    """JoeyNMT's reference model (../shared/bench/peers/joeynmt_reference.yaml): BiLSTM
+    256 x 2, LSTM 512, additive attention queried with the state after the RNN update, input
+    feeding, no tying: 13,182,464 parameters with an 8,000-entry joint vocabulary."""
     from seq2seq.models.attention import LuongConcatAttention
 
     cfg = compose_train(["experiment=reference"])
@@ -95,3 +95,36 @@ def test_the_deep_recipe_only_stacks_layers_on_the_best_one():
         layers = (cfg["model"]["encoder"].pop("num_layers"), cfg["model"]["decoder"].pop("num_layers"))
         assert layers == ((1, 1) if cfg is best else (2, 2))
     assert deep == best
+
+
+def test_the_monitored_metric_is_named_once():
+    """conf/train.yaml `monitor` drives checkpointing, early stopping, the plateau schedule and
+    what sweeps optimize; no other config or module names it."""
+    cfg = compose_train(["monitor.metric=val/loss", "monitor.mode=min", "optim.schedule=plateau"])
+    assert cfg.callbacks.model_checkpoint.monitor == cfg.callbacks.early_stopping.monitor
+    assert cfg.callbacks.early_stopping.monitor == "val/loss"
+    assert cfg.callbacks.model_checkpoint.mode == cfg.callbacks.early_stopping.mode == "min"
+    assert cfg.optimized_metric == "val/loss_best"
+    from seq2seq.module import Seq2SeqModule
+    from seq2seq.pipeline import module_config
+
+    module = Seq2SeqModule(module_config(cfg), 50, 60)
+    sched = module.configure_optimizers()["lr_scheduler"]
+    assert sched["monitor"] == "val/loss" and sched["scheduler"].mode == "min"
+    named = [p for p in (CONF.rglob("*.yaml")) if "val/bleu" in "".join(
+        line.split("#")[0] for line in p.read_text().splitlines())]
+    assert named == [CONF / "train.yaml"]
+    for name in ("module.py", "pipeline.py", "cli.py"):  # report.py plots BLEU by name
+        assert "val/bleu" not in (ROOT / "seq2seq" / name).read_text(), name
+
+
+def test_decode_options_refuse_unknown_and_missing_keys():
+    from seq2seq.decoding.search import DecodeConfigError, DecodeOptions
+
+    decode = dict(compose_train().decode)
+    assert DecodeOptions.from_dict(decode).alpha == decode["alpha"]
+    with pytest.raises(DecodeConfigError, match=r"decode\.beam_size: unknown search option"):
+        DecodeOptions.from_dict({**decode, "beam_size": 5})
+    del decode["alpha"]
+    with pytest.raises(DecodeConfigError, match=r"decode\.alpha is missing"):
+        DecodeOptions.from_dict(decode)

@@ -23,4 +23,5 @@ def test_padding_does_not_change_a_sentence_encoding(cell, bidirectional):
 
 def test_unknown_cell_names_the_option():
     with pytest.raises(ValueError, match="model.encoder.cell='rnn'"):
-        RNNEncoder(vocab_size=20, emb_size=8, cell="rnn")
+        RNNEncoder(vocab_size=20, emb_size=8, cell="rnn", hidden_size=6, num_layers=1,
+                   bidirectional=True, dropout=0.0)

@@ -7,11 +7,12 @@ import torch
 
 from seq2seq.data.batch import collate
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID
-from seq2seq.decoding.beam_search import Hypothesis, beam_search
+from seq2seq.decoding.beam_search import beam_search
+from seq2seq.decoding.hypothesis import Hypothesis
 from seq2seq.decoding.rerank import channel_rerank, forced_log_probs
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import model_config
+from tests.conftest import LIMITS, model_config
 
 V = 20
 
@@ -62,7 +63,7 @@ def test_forced_log_probs_of_a_beam_hypothesis_are_its_log_prob():
     src = [5, 9, 7, 4, 12]
     b = collate([(0, torch.tensor(src), None)])
     hyps = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3, nbest=3,
-                       max_len_b=8)[0]
+                       max_len_a=LIMITS["max_len_a"], max_len_b=8, alpha=0.6)[0]
     finished = [h for h in hyps if len(h.attention) == len(h.tokens) + 1]  # ended by eos
     assert finished
     got = forced_log_probs(model, [src] * len(finished), [h.tokens for h in finished])
