@@ -145,9 +145,10 @@ class Seq2SeqModule(L.LightningModule):
                               + self.global_rank)
 
     def on_train_epoch_start(self) -> None:
-        # Lightning calls set_epoch only on `.sampler`, never on a batch sampler
+        # Lightning calls set_epoch only on `.sampler`, never on a batch sampler. Under
+        # trainer.overfit_batches the epoch stays 0, so the same batches come back every epoch.
         sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if hasattr(sampler, "set_epoch") and not self.trainer.overfit_batches:
             sampler.set_epoch(self.current_epoch)
         self._last_time = None
 
