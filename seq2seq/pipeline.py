@@ -99,8 +99,7 @@ def train(cfg: DictConfig) -> dict:
     data = module.config["data"]
     log.info("model: %s parameters, %s -> %s", f"{n_params:,}", data["src"], data["tgt"])
     log.info("%s", describe(module.config["provenance"]))
-    check_precision(cfg.trainer.get("precision", "32-true"),
-                    cfg.trainer.get("accelerator", "auto"), module)
+    check_precision(cfg.trainer.precision, cfg.trainer.accelerator, module)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
@@ -113,7 +112,7 @@ def train(cfg: DictConfig) -> dict:
         best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
         if best_score is not None and cfg.monitor.metric in metrics:
             metrics[f"{cfg.monitor.metric}_best"] = float(best_score)
-        if cfg.get("test", True):
+        if cfg.test:
             metrics.update(_test(cfg, trainer, module, datamodule, run_dir))
         if trainer.is_global_zero:
             _write_results(cfg, run_dir, module, trainer, metrics, n_params,
@@ -146,11 +145,11 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
     hyps = [outputs.get(i, "") for i in range(len(refs))]
     out = run_dir / "translations" / "test.hyp.txt"
     atomic_write_bytes(out, ("\n".join(hyps) + "\n").encode("utf-8"))
-    beam = cfg.decode.get("beam", 1)
+    beam = cfg.decode.beam
     search = "greedy" if beam <= 1 else f"beam {beam}"
     print(f"\nTest ({'best' if best else 'last'} weights, {search}), {len(hyps)} sentences:")
     print(scores)
-    for i in range(min(cfg.get("show_examples", 3), len(hyps))):
+    for i in range(min(cfg.show_examples, len(hyps))):
         print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")
     print(f"translations: {out}")
     lowercased = corpus_scores(hyps, refs, lowercase=True)
@@ -174,7 +173,7 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
             "attention": _attention_name(m.attention._target_),
             "label_smoothing": cfg.loss.label_smoothing,
             "scheduled_sampling": cfg.scheduled_sampling.schedule,
-            "beam": cfg.decode.get("beam", 1),
+            "beam": cfg.decode.beam,
         },
         "overrides": _overrides(),
         "params": n_params,
