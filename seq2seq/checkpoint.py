@@ -61,7 +61,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def _upgraded(config: dict) -> dict:
-    """A checkpoint's module config completed for today's code: sections and search options
+    """A checkpoint's module config as the loading code expects it: sections and search options
     added since it was written take their values from conf/train.yaml; scheduled-sampling keys
     its schedule does not read are dropped."""
     config = dict(config)

@@ -153,9 +153,9 @@ class Seq2SeqModule(L.LightningModule):
         self._last_time = None
 
     def _fused_adam(self, fused: bool | None) -> bool | None:
-        """`optim.fused`: None (auto) fuses Adam's update into one kernel (about 6x faster than
-        the default on CPU) unless a mixed-precision plugin runs the step, which cannot clip
-        gradients for an optimizer that unscales them itself."""
+        """`optim.fused`: None (auto) fuses Adam's update into one kernel (faster than the
+        default on CPU: experiments/README.md) unless a mixed-precision plugin runs the step,
+        which cannot clip gradients for an optimizer that unscales them itself."""
         if fused is not None:
             return bool(fused)
         precision = str(self.trainer.precision) if self._trainer else "32-true"
