@@ -165,7 +165,7 @@ class Seq2SeqModule(L.LightningModule):
         o = self.config["optim"]
         opt = torch.optim.Adam(self.parameters(), lr=o["lr"], betas=tuple(o["betas"]),
                                eps=o["eps"], weight_decay=o["weight_decay"],
-                               fused=self._fused_adam(o.get("fused")))
+                               fused=self._fused_adam(o["fused"]))
         if o["schedule"] == "plateau":
             monitor = self.config["monitor"]
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
