@@ -27,6 +27,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ from seq2seq.allocator import tune_glibc_malloc  # noqa: E402
 from seq2seq.checkpoint import load_module  # noqa: E402
 from seq2seq.data.batch import collate  # noqa: E402
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID  # noqa: E402
-from seq2seq.decoding.search import DecodeOptions  # noqa: E402
+from seq2seq.decoding.options import DecodeOptions  # noqa: E402
 from seq2seq.module import Seq2SeqModule  # noqa: E402
 from seq2seq.pipeline import fit_steps  # noqa: E402
 from seq2seq.translation import translate_lines  # noqa: E402
@@ -65,21 +66,24 @@ def peak_rss_mib() -> float:
 
 
 class StepTimer(L.Callback):
-    """Times the training steps after the first `warmup` ones (target tokens and sentences per
-    second) and counts the FLOPs of the last warm-up step (or of the first step without warm-up)
-    per target token."""
+    """Times the training steps after the first `warmup` ones, from the start of the first
+    timed batch to the end of the last (target tokens and sentences per second), and counts the
+    FLOPs of the last warm-up step per target token (FLOP counting slows the step it watches, so
+    it needs warmup >= 1)."""
 
     def __init__(self, warmup: int, device: str):
+        if warmup < 1:
+            raise ValueError("--warmup must be at least 1: its last step counts the FLOPs")
         self.warmup, self.device = warmup, device
         self.step, self.tokens, self.sents = 0, 0, 0
-        self.start = self.elapsed = None
+        self.start = self.end = None
         self.counter = self.flops_per_token = None
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if self.step == self.warmup:
             _sync(self.device)
             self.start = time.perf_counter()
-        if self.step == max(self.warmup - 1, 0):
+        if self.step == self.warmup - 1:
             self.counter = FlopCounterMode(display=False)
             self.counter.__enter__()
 
@@ -91,11 +95,13 @@ class StepTimer(L.Callback):
         if self.step >= self.warmup:
             self.tokens += batch.num_tgt_tokens
             self.sents += len(batch)
+            _sync(self.device)
+            self.end = time.perf_counter()
         self.step += 1
 
-    def on_train_end(self, trainer, module) -> None:
-        _sync(self.device)
-        self.elapsed = time.perf_counter() - self.start
+    @property
+    def elapsed(self) -> float:
+        return self.end - self.start
 
 
 def train_throughput(cfg, device: str, warmup: int, steps: int):
@@ -147,15 +153,17 @@ def per_sentence_beam(module: Seq2SeqModule, lines: list[str], beam: int = 5) ->
     return outputs
 
 
-def decode_speed(module: Seq2SeqModule, lines: list[str], device: str, baseline_n: int) -> dict:
+def decode_speed(module: Seq2SeqModule, lines: list[str], device: str, baseline_n: int,
+                 max_tokens: int) -> dict:
     module = module.to(device).eval()
     out = {}
     base = DecodeOptions.from_dict(module.config["decode"])
     for name, opts in (("greedy", replace(base, beam=1)), ("beam5", replace(base, beam=5))):
-        translate_lines(module, lines[:50], device=device, opts=opts)  # warm-up
+        translate_lines(module, lines[:50], max_tokens=max_tokens, device=device,
+                        opts=opts)  # warm-up
         _sync(device)
         t = time.perf_counter()
-        hyps = translate_lines(module, lines, device=device, opts=opts)
+        hyps = translate_lines(module, lines, max_tokens=max_tokens, device=device, opts=opts)
         _sync(device)
         out[f"{name}_sents_per_s"] = len(lines) / (time.perf_counter() - t)
         out[f"{name}_hyps"] = hyps
@@ -190,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.ckpt:
         module = load_module(args.ckpt)
     lines = dm.sources("test")[: 200 if args.quick else None]
-    dec = decode_speed(module, lines, args.device, 20 if args.quick else 50)
+    max_tokens = OmegaConf.load(ROOT / "conf" / "translate.yaml").max_tokens  # as translate.py
+    dec = decode_speed(module, lines, args.device, 20 if args.quick else 50, max_tokens)
     refs = dm.references("test")[: len(lines)]
     from seq2seq.metrics import corpus_scores
 

@@ -44,7 +44,8 @@ def rescore(run_dir: Path, beam: int) -> dict:
     datamodule = instantiate(cfg.data)
     module = load_module(best_checkpoint(run_dir))
     scores = beam_test_scores(module, datamodule.sources("test"), datamodule.references("test"),
-                              beam, run_dir / "translations")
+                              beam, max_tokens=datamodule.eval_max_tokens,
+                              out_dir=run_dir / "translations")
     results_path = run_dir / "results.json"
     results = json.loads(results_path.read_text(encoding="utf-8"))
     results["metrics"].update(scores)

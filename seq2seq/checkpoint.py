@@ -60,14 +60,35 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               f"{str(e).splitlines()[0][:200]})") from None
 
 
+def _yaml(*parts: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR.joinpath(*parts)))
+
+
+def _filled(values: dict, defaults: dict) -> dict:
+    """`values` with the keys it lacks taken from `defaults`, section by section."""
+    out = dict(values)
+    for key, default in defaults.items():
+        if key not in out:
+            out[key] = default
+        elif isinstance(default, dict) and isinstance(out[key], dict):
+            out[key] = _filled(out[key], default)
+    return out
+
+
 def _upgraded(config: dict) -> dict:
-    """A checkpoint's module config as the loading code expects it: sections and search options
-    added since it was written take their values from conf/train.yaml; scheduled-sampling keys
-    its schedule does not read are dropped."""
-    config = dict(config)
-    train_yaml = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "train.yaml"))
-    config["decode"] = {**train_yaml["decode"], **config.get("decode", {})}
-    config.setdefault("monitor", train_yaml["monitor"])
+    """A checkpoint's module config as the loading code expects it. Keys added since the
+    checkpoint was written take their conf/ values (train.yaml's sections, the optimizer's file,
+    the default model's top-level keys and the encoder and decoder files of the checkpoint's
+    cells); scheduled-sampling keys its schedule does not read are dropped."""
+    train_yaml = _yaml("train.yaml")
+    model = dict(config.get("model", {}))
+    for part in ("encoder", "decoder"):
+        if isinstance(model.get(part), dict) and model[part].get("cell") in ("lstm", "gru"):
+            model[part] = _filled(model[part], _yaml("model", part, f"{model[part]['cell']}.yaml"))
+    preset = {k: v for k, v in _yaml("model", "lstm_bahdanau.yaml").items() if k != "defaults"}
+    config = _filled({**config, "model": _filled(model, preset)},
+                     {**{k: train_yaml[k] for k in ("seed", "loss", "decode", "monitor")},
+                      "optim": _yaml("optim", "adam.yaml")})
     ss = dict(config.get("scheduled_sampling", {}))
     if ss.get("schedule") in SCHEDULES:
         reads = SCHEDULES[ss["schedule"]][0]
@@ -98,7 +119,9 @@ def check_pairing(module: Seq2SeqModule, label: str, reference: Seq2SeqModule,
     if want and got and got != (want[::-1] if reverse else want):
         raise CheckpointError(
             f"{label} translates {_arrow(got)}, but {role} {reference_label} ({_arrow(want)}) "
-            f"needs a model that translates {_arrow(want[::-1] if reverse else want)}")
+            f"needs a model that translates {_arrow(want[::-1] if reverse else want)} (the "
+            "direction is data.src_lang -> data.tgt_lang at training, or the training file "
+            "names)")
     src, tgt = reference.src_tokenizer, reference.tgt_tokenizer
     if reverse:
         src, tgt = tgt, src
@@ -117,7 +140,12 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> S
     if not hp or "config" not in hp or "state_dict" not in ckpt or "tokenizers" not in ckpt:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no model config, weights or "
                               "tokenizers inside)")
-    module = Seq2SeqModule(_upgraded(hp["config"]), hp["src_vocab_size"], hp["tgt_vocab_size"])
+    try:
+        module = Seq2SeqModule(_upgraded(hp["config"]), hp["src_vocab_size"],
+                               hp["tgt_vocab_size"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: its config cannot build a model with this code "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     try:
         module.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -13,7 +13,7 @@ from seq2seq import CONF_DIR
 from seq2seq.allocator import tune_glibc_malloc
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.data.errors import DataError
-from seq2seq.decoding.search import DecodeConfigError
+from seq2seq.decoding.options import DecodeConfigError
 from seq2seq.module import NonFiniteLossError
 from seq2seq.precision import PrecisionError
 

@@ -15,8 +15,7 @@ class WarmupSchedule:
 
     NAMES = ("constant", "inverse_sqrt", "cosine")
 
-    def __init__(self, name: str = "constant", warmup_steps: int = 0, total_steps: int = 0,
-                 min_ratio: float = 0.0):
+    def __init__(self, name: str, warmup_steps: int, total_steps: int, min_ratio: float):
         if name not in self.NAMES:
             raise ValueError(f"optim.schedule={name!r}: choose one of {', '.join(self.NAMES)} "
                              "or plateau")

@@ -18,7 +18,8 @@ from seq2seq.corpus_stats import CorpusStats
 from seq2seq.data.batch import Batch
 from seq2seq.data.tokenizer import PAD_ID, UNK_ID, SubwordTokenizer
 from seq2seq.decoding.hypothesis import Hypothesis
-from seq2seq.decoding.search import DecodeOptions, decode
+from seq2seq.decoding.options import DecodeOptions
+from seq2seq.decoding.search import decode
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.lr_schedule import WarmupSchedule
 from seq2seq.metrics import corpus_scores

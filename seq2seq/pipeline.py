@@ -51,6 +51,7 @@ def build_datamodule(cfg: DictConfig):
 def build(cfg: DictConfig):
     """The datamodule (data fetched, SentencePiece models trained) and the LightningModule of a
     train config: what `train` fits, and what experiments/ scripts measure."""
+    L.seed_everything(cfg.seed, workers=True)  # the initial weights depend on the seed only
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     src_tok, tgt_tok = datamodule.build_tokenizers()
@@ -79,11 +80,13 @@ def fit_steps(cfg: DictConfig, steps: int, callbacks: list | None = None, **trai
     with no validation, checkpoint or logger: what experiments/ scripts time and compare.
     Returns (datamodule, module, trainer)."""
     datamodule, module = build(cfg)
-    args = {"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0,
+    args = {"max_steps": steps, "max_epochs": -1, "max_time": None, "limit_val_batches": 0,
             "num_sanity_val_steps": 0, "enable_checkpointing": False,
             "enable_model_summary": False, "enable_progress_bar": False, **trainer_args}
     trainer = build_trainer(cfg, callbacks or [], [], **args)
     trainer.fit(module, datamodule=datamodule)
+    if trainer.global_step != steps:
+        raise RuntimeError(f"training stopped after {trainer.global_step} of {steps} updates")
     return datamodule, module, trainer
 
 
@@ -92,7 +95,6 @@ def train(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True)
 
     datamodule, module = build(cfg)
     n_params = sum(p.numel() for p in module.parameters())
@@ -157,7 +159,8 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
                "test/bleu_lc": lowercased.bleu, "test/len_ratio": scores.length_ratio}
     if cfg.get("test_beam"):
         metrics.update(beam_test_scores(module.eval(), srcs, refs, int(cfg.test_beam),
-                                        run_dir / "translations", print_scores=True))
+                                        max_tokens=cfg.data.eval_max_tokens,
+                                        out_dir=run_dir / "translations", print_scores=True))
     return metrics
 
 

@@ -32,8 +32,10 @@ def _version(name: str) -> str:
 
 def provenance() -> dict:
     """{git_commit, git_dirty, python, <library>: version}; "unknown" where it cannot be told
-    (outside a git checkout, no git, a library not installed)."""
-    commit = _git("rev-parse", "HEAD")
+    (the package is not the top of a git checkout, no git, a library not installed)."""
+    top = _git("rev-parse", "--show-toplevel")
+    inside = top is not None and Path(top).resolve() == ROOT.resolve()  # not an enclosing repo
+    commit = _git("rev-parse", "HEAD") if inside else None
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
         "git_commit": commit or UNKNOWN,

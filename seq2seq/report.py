@@ -53,6 +53,14 @@ def _fmt(x, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _best_val_bleu(r: Run) -> float | None:
+    """The best validation BLEU of a run: its monitored best when the monitor is val/bleu,
+    else the highest point of its validation curve."""
+    if r.results.get("monitor", "val/bleu") == "val/bleu":
+        return r.results["metrics"].get("val/bleu_best", r.results["metrics"].get("val/bleu"))
+    return max((bleu for _, bleu in r.val_curve), default=None)
+
+
 def table(runs: list[Run], root: str | Path | None = None) -> str:
     """A markdown table, one row per run, best test BLEU first."""
     def key(r):
@@ -65,7 +73,7 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
         row = (name, f"{c['src_lang']}->{c['tgt_lang']}", c["encoder"], c["decoder"],
                c["attention"], _fmt(c["label_smoothing"], 1), c["scheduled_sampling"],
                f"{r.results['params'] / 1e6:.1f}M",
-               _fmt(m.get("val/bleu_best", m.get("val/bleu"))),
+               _fmt(_best_val_bleu(r)),
                _fmt(m.get("test/bleu")), _fmt(m.get("test/bleu_lc")),
                _fmt(m.get("test/beam"), 0), _fmt(m.get("test/bleu_beam")),
                _fmt(m.get("test/bleu_lc_beam")),

@@ -17,8 +17,8 @@ from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
 from seq2seq.data.sampler import ordered_batches
 from seq2seq.decoding.hypothesis import Hypothesis
+from seq2seq.decoding.options import DecodeOptions
 from seq2seq.decoding.rerank import channel_rerank
-from seq2seq.decoding.search import DecodeOptions
 from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
 from seq2seq.plotting import attention_figure, figure_png
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 SEARCH_KEYS = tuple(f.name for f in fields(DecodeOptions))  # translate.py options of the search
 
 
-def search_lines(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions,
-                 max_tokens: int = 4000, device: str = "cpu",
+def search_lines(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions, *,
+                 max_tokens: int, device: str = "cpu",
                  ) -> tuple[list[list[int]], list[list[Hypothesis]]]:
     """Source ids and n-best lists of `lines`, in input order; empty lines get no hypothesis.
     A line longer than the model's training data.max_len is translated, with a warning."""
@@ -51,23 +51,25 @@ def search_lines(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions,
     return ids, nbest
 
 
-def translate_lines(module: Seq2SeqModule, lines: list[str], max_tokens: int = 4000,
+def translate_lines(module: Seq2SeqModule, lines: list[str], *, max_tokens: int,
                     device: str = "cpu", opts: DecodeOptions | None = None) -> list[str]:
     """The best translation of each line, in input order; an empty line gives an empty line."""
     opts = opts or DecodeOptions.from_dict(module.config["decode"])
-    _, nbest = search_lines(module, lines, opts, max_tokens, device)
+    _, nbest = search_lines(module, lines, opts, max_tokens=max_tokens, device=device)
     texts = module.tgt_tokenizer.decode([h[0].tokens if h else [] for h in nbest])
     return [t if h else "" for t, h in zip(texts, nbest, strict=True)]
 
 
-def beam_test_scores(module: Seq2SeqModule, srcs: list[str], refs: list[str], beam: int,
-                     out_dir: Path | None = None, print_scores: bool = False) -> dict:
+def beam_test_scores(module: Seq2SeqModule, srcs: list[str], refs: list[str], beam: int, *,
+                     max_tokens: int, out_dir: Path | None = None,
+                     print_scores: bool = False) -> dict:
     """Score the test split again with beam search of width `beam` (the model's other search
-    settings kept): test/bleu_beam, test/bleu_lc_beam, test/chrf_beam, test/beam.
-    Writes out_dir/test.beam{beam}.hyp.txt when out_dir is given."""
+    settings kept) in batches of `max_tokens` padded source tokens: test/bleu_beam,
+    test/bleu_lc_beam, test/chrf_beam, test/beam. Writes out_dir/test.beam{beam}.hyp.txt when
+    out_dir is given."""
     opts = DecodeOptions.from_dict({**module.config["decode"], "beam": beam})
     device = next(module.parameters()).device
-    hyps = translate_lines(module, srcs, device=str(device), opts=opts)
+    hyps = translate_lines(module, srcs, max_tokens=max_tokens, device=str(device), opts=opts)
     scores = corpus_scores(hyps, refs)
     lowercased = corpus_scores(hyps, refs, lowercase=True)
     if out_dir is not None:
@@ -133,10 +135,11 @@ def _search(module: Seq2SeqModule, lines: list[str], opts: DecodeOptions,
     """Source ids and n-best lists; with a channel model, the search's whole beam (or all
     samples) is reranked and the `nbest` best kept."""
     if channel is None:
-        return search_lines(module, lines, opts, cfg.max_tokens, device)
+        return search_lines(module, lines, opts, max_tokens=cfg.max_tokens, device=device)
     wide = opts if opts.sample else replace(opts, nbest=max(opts.beam, opts.nbest))
-    ids, nbest = search_lines(module, lines, wide, cfg.max_tokens, device)
-    nbest = channel_rerank(channel.model, ids, nbest, cfg.rerank_weight, cfg.max_tokens, device)
+    ids, nbest = search_lines(module, lines, wide, max_tokens=cfg.max_tokens, device=device)
+    nbest = channel_rerank(channel.model, ids, nbest, cfg.rerank_weight,
+                           max_tokens=cfg.max_tokens, device=device)
     return ids, [hyps[: opts.nbest] for hyps in nbest]
 
 

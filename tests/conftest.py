@@ -13,8 +13,18 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-# the output length limits of conf/train.yaml, for tests that call a search directly
-LIMITS = {k: OmegaConf.load(CONF / "train.yaml").decode[k] for k in ("max_len_a", "max_len_b")}
+# the decode section of conf/train.yaml, for tests that call a search directly
+DECODE = OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml").decode)
+LIMITS = {k: DECODE[k] for k in ("max_len_a", "max_len_b")}
+# translate.py's batch budget, for tests that translate or rescore lines directly
+MAX_TOKENS = OmegaConf.load(CONF / "translate.yaml").max_tokens
+
+
+def search_options(**overrides):
+    """DecodeOptions of conf/train.yaml's decode section, with `overrides`."""
+    from seq2seq.decoding.options import DecodeOptions
+
+    return DecodeOptions.from_dict({**DECODE, **overrides})
 
 torch.set_num_threads(1)
 

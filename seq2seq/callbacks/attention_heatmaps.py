@@ -15,7 +15,7 @@ class AttentionHeatmaps(L.Callback):
     active logger (W&B images, TensorBoard images). Rank 0 only.
     """
 
-    def __init__(self, num_sentences: int = 3, folder: str = "attention"):
+    def __init__(self, num_sentences: int, folder: str):
         self.num_sentences, self.folder = num_sentences, folder
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module) -> None:

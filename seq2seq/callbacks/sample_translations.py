@@ -15,7 +15,7 @@ class SampleTranslations(L.Callback):
     """Print and log (W&B table, TensorBoard text) the translations of the first
     `num_sentences` validation sentences. Rank 0 only."""
 
-    def __init__(self, num_sentences: int = 3):
+    def __init__(self, num_sentences: int):
         self.num_sentences = num_sentences
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module) -> None:

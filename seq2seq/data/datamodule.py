@@ -82,9 +82,12 @@ class ParallelDataModule(L.LightningDataModule):
         """What a model trained on this data must remember: {max_len, src, tgt}, the languages
         (or, for unnamed user files, the training file names)."""
         train = self.files.get("train") or {}
+        if not (self.src_lang and self.tgt_lang) and not (train.get("src") and train.get("tgt")):
+            raise DataError("data.train.src and data.train.tgt must name files (or set "
+                            "data.src_lang and data.tgt_lang)")
         return {"max_len": self.max_len,
-                "src": self.src_lang or Path(str(train.get("src"))).name,
-                "tgt": self.tgt_lang or Path(str(train.get("tgt"))).name}
+                "src": self.src_lang or Path(str(train["src"])).name,
+                "tgt": self.tgt_lang or Path(str(train["tgt"])).name}
 
     # -- set-up -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import torch
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID
 from seq2seq.decoding.greedy import greedy_decode
 from seq2seq.decoding.hypothesis import Hypothesis, max_output_length
+from seq2seq.decoding.options import DecodeOptions
 from seq2seq.decoding.penalties import block_repeated_ngrams, coverage_penalty, length_penalty
 from seq2seq.models.seq2seq import Seq2Seq
 
@@ -23,24 +24,18 @@ def beam_search(
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     src_mask: torch.Tensor,
-    *,
-    beam_size: int,
-    alpha: float,
-    max_len_a: float,
-    max_len_b: int,
-    beta: float = 0.0,
-    no_repeat_ngram_size: int = 0,
-    min_len: int = 0,
-    nbest: int = 1,
+    opts: DecodeOptions,
 ) -> list[list[Hypothesis]]:
-    """The `nbest` best hypotheses of each sentence, best first.
+    """The `opts.nbest` best hypotheses of each sentence, best first.
 
-    src: [B, S] long; src_lengths: [B] long; src_mask: [B, S] bool.
-    alpha: length penalty exponent; outputs hold at most max_len_a * src_len + max_len_b tokens;
-    the optional terms are off by default: beta, the coverage penalty weight; no_repeat_ngram_size;
-    min_len, tokens before eos is allowed.
+    src: [B, S] long; src_lengths: [B] long; src_mask: [B, S] bool. opts: beam (K), alpha (length
+    penalty exponent), coverage (coverage penalty weight beta), no_repeat_ngram_size, min_len
+    (tokens before eos is allowed), max_len_a and max_len_b (outputs hold at most
+    max_len_a * src_len + max_len_b tokens) and nbest; the sampling options are not read.
     """
-    K = beam_size
+    K, alpha, beta, nbest = opts.beam, opts.alpha, opts.coverage, opts.nbest
+    no_repeat_ngram_size, min_len = opts.no_repeat_ngram_size, opts.min_len
+    max_len_a, max_len_b = opts.max_len_a, opts.max_len_b
     if nbest > K:
         raise ValueError(f"nbest={nbest} cannot exceed the beam size {K}")
     if K == 1 and not (beta or no_repeat_ngram_size or min_len):

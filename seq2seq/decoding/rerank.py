@@ -36,7 +36,7 @@ def _position_log_probs(model, batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def forced_log_probs(model, src: list[list[int]], tgt: list[list[int]], max_tokens: int = 4000,
+def forced_log_probs(model, src: list[list[int]], tgt: list[list[int]], *, max_tokens: int,
                      device: str | torch.device = "cpu") -> list[float]:
     """log p(tgt_i + eos | src_i) of each pair under `model` (a Seq2Seq or an Ensemble),
     teacher forced. src, tgt: ids without eos (an empty source or target is fine)."""
@@ -51,14 +51,14 @@ def forced_log_probs(model, src: list[list[int]], tgt: list[list[int]], max_toke
 
 
 def channel_rerank(channel, src_ids: list[list[int]], nbest: list[list[Hypothesis]],
-                   weight: float, max_tokens: int = 4000, device: str | torch.device = "cpu",
+                   weight: float, *, max_tokens: int, device: str | torch.device = "cpu",
                    ) -> list[list[Hypothesis]]:
     """Each n-best list reordered, best first, by score + weight * log p(x | y) / (|x| + 1)
     under `channel` (a target -> source Seq2Seq or Ensemble); the hypotheses' `score` becomes
     that sum and their `log_prob` stays the direct model's. src_ids: the sources' ids, no eos."""
     pairs = [(i, k) for i, hyps in enumerate(nbest) for k in range(len(hyps))]
     lps = forced_log_probs(channel, [nbest[i][k].tokens for i, k in pairs],
-                           [src_ids[i] for i, _ in pairs], max_tokens, device)
+                           [src_ids[i] for i, _ in pairs], max_tokens=max_tokens, device=device)
     out: list[list[Hypothesis]] = [[] for _ in nbest]
     for (i, k), lp in zip(pairs, lps, strict=True):
         h = nbest[i][k]

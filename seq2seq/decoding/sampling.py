@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from seq2seq.decoding.hypothesis import Hypothesis, decode_rows, max_output_length
+from seq2seq.decoding.options import DecodeOptions
 from seq2seq.models.seq2seq import Seq2Seq
 
 
-def top_k_top_p_filter(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+def top_k_top_p_filter(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     """Set to -inf every logit outside the k most likely tokens and outside the nucleus: the
     smallest set of most likely tokens whose probability mass reaches top_p.
 
@@ -28,24 +29,16 @@ def top_k_top_p_filter(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0)
 
 
 @torch.no_grad()
-def sample(
-    model: Seq2Seq,
-    src: torch.Tensor,
-    src_lengths: torch.Tensor,
-    src_mask: torch.Tensor,
-    *,
-    n: int,
-    max_len_a: float,
-    max_len_b: int,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
-) -> list[list[Hypothesis]]:
-    """`n` samples per sentence (scores are the log-probs under the filtered distribution).
+def sample(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor, src_mask: torch.Tensor,
+           opts: DecodeOptions) -> list[list[Hypothesis]]:
+    """`opts.nbest` samples per sentence (scores are the log-probs under the filtered
+    distribution), drawn with opts.temperature, top_k, top_p and seed (None: a fresh one), each
+    at most max_len_a * src_len + max_len_b tokens long.
 
     src: [B, S] long; src_lengths: [B] long; src_mask: [B, S] bool.
     """
+    n, temperature, top_k, top_p, seed = (opts.nbest, opts.temperature, opts.top_k, opts.top_p,
+                                          opts.seed)
     if temperature <= 0:
         raise ValueError(f"temperature={temperature}: must be > 0 (use greedy for 0)")
     B, device = src.size(0), src.device
@@ -59,6 +52,6 @@ def sample(
 
     expand = torch.arange(B, device=device).repeat_interleave(n)  # [B*n]
     state = model.encode(src, src_lengths, src_mask).index_select(expand)
-    limit = max_output_length(src_lengths, max_len_a, max_len_b)[expand]
+    limit = max_output_length(src_lengths, opts.max_len_a, opts.max_len_b)[expand]
     hyps = decode_rows(model.decoder.step, state, src_lengths[expand], limit, draw)
     return [hyps[b * n : (b + 1) * n] for b in range(B)]

@@ -16,7 +16,7 @@ SCHEMES = ("pytorch", "xavier")
 
 
 @torch.no_grad()
-def init_parameters(model: nn.Module, scheme: str = "pytorch", emb_std: float = 0.1) -> None:
+def init_parameters(model: nn.Module, scheme: str, emb_std: float) -> None:
     """Re-initialize `model` in place with `scheme`."""
     if scheme not in SCHEMES:
         raise ValueError(f"model.init={scheme!r}: choose one of {', '.join(SCHEMES)}")

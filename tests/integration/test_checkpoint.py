@@ -8,6 +8,7 @@ import torch
 from experiments.average import main as average_main
 from seq2seq.checkpoint import CheckpointError, average_checkpoints, load_module
 from seq2seq.translation import translate_lines
+from tests.conftest import MAX_TOKENS
 
 SENTENCES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee."]
 
@@ -72,13 +73,25 @@ def test_a_checkpoint_without_newer_config_keys_still_loads(tiny_run, tmp_path):
     config = ckpt["hyper_parameters"]["config"]
     for key in ("nbest", "sample", "temperature", "top_k", "top_p", "seed"):
         del config["decode"][key]
-    del config["monitor"], config["data"], config["provenance"]
+    del config["monitor"], config["data"], config["provenance"], config["seed"]
+    del config["model"]["init"], config["model"]["emb_init_std"]
+    del config["model"]["decoder"]["bridge"], config["optim"]["fused"]
     config["scheduled_sampling"].update(c=0.0, eps_min=0.0)
     torch.save(ckpt, tmp_path / "old.ckpt")
     old = load_module(tmp_path / "old.ckpt")
     assert old.config["decode"]["nbest"] == 1 and old.config["decode"]["sample"] is False
-    assert old.config["monitor"]["metric"] == "val/bleu"
-    assert translate_lines(old, SENTENCES) == translate_lines(load_module(path), SENTENCES)
+    assert old.config["monitor"]["metric"] == "val/bleu" and old.config["model"]["init"]
+    assert old.config["model"]["decoder"]["bridge"] is True and "fused" in old.config["optim"]
+    assert (translate_lines(old, SENTENCES, max_tokens=MAX_TOKENS)
+            == translate_lines(load_module(path), SENTENCES, max_tokens=MAX_TOKENS))
+
+
+def test_a_checkpoint_whose_config_cannot_build_a_model_is_refused_clearly(tiny_run, tmp_path):
+    ckpt = torch.load(tiny_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["hyper_parameters"]["config"]["model"]["decoder"]["cell"] = "rnn"
+    torch.save(ckpt, tmp_path / "odd.ckpt")
+    with pytest.raises(CheckpointError, match=r"odd\.ckpt: its config cannot build a model"):
+        load_module(tmp_path / "odd.ckpt")
 
 
 def test_round_trip_gives_identical_outputs(tiny_run, tmp_path):
@@ -92,8 +105,8 @@ def test_round_trip_gives_identical_outputs(tiny_run, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(a.model(src, lengths, mask, tgt)[0],
                                    b.model(src, lengths, mask, tgt)[0], rtol=0, atol=0)
-    out = translate_lines(a, SENTENCES)
-    assert out == translate_lines(b, SENTENCES)
+    out = translate_lines(a, SENTENCES, max_tokens=MAX_TOKENS)
+    assert out == translate_lines(b, SENTENCES, max_tokens=MAX_TOKENS)
     assert len(out) == 3 and out[1] == ""
 
 
@@ -157,7 +170,7 @@ def test_averaged_checkpoint_holds_the_mean_weights_and_translates(tiny_run, tmp
             torch.testing.assert_close(v, original[k] + 1.0)
     ckpt = torch.load(out, weights_only=True)
     assert "optimizer_states" not in ckpt and len(ckpt["averaged_from"]) == 3
-    hyps = translate_lines(averaged, ["Ein Hund läuft.", "Zwei Männer."])
+    hyps = translate_lines(averaged, ["Ein Hund läuft.", "Zwei Männer."], max_tokens=MAX_TOKENS)
     assert len(hyps) == 2 and all(isinstance(h, str) for h in hyps)
 
 

@@ -12,7 +12,7 @@ from seq2seq.checkpoint import load_module
 from seq2seq.data.corpus import read_lines
 from seq2seq.metrics import corpus_scores
 from seq2seq.translation import translate_lines
-from tests.conftest import ROOT
+from tests.conftest import MAX_TOKENS, ROOT
 from tests.integration.conftest import tiny_overrides
 from tests.integration.test_cli import run
 
@@ -41,7 +41,8 @@ def test_two_ranks_give_the_single_process_translations_and_bleu(tmp_path, data_
     best = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
     assert len(best) == 1 and (run_dir / "checkpoints" / "last.ckpt").is_file()
     gathered = (run_dir / "translations" / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
-    single = translate_lines(load_module(best[0]), read_lines(tmp_path / "test.de"))
+    single = translate_lines(load_module(best[0]), read_lines(tmp_path / "test.de"),
+                             max_tokens=MAX_TOKENS)
     assert len(set(single)) > 10  # the comparison is not between degenerate outputs
     assert gathered == single
     bleu = corpus_scores(single, read_lines(tmp_path / "test.en")).bleu

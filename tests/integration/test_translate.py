@@ -14,9 +14,9 @@ from hydra import compose, initialize_config_dir
 from seq2seq.checkpoint import CheckpointError, load_module
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.tokenizer import _train_proto
-from seq2seq.decoding.search import DecodeOptions
+from seq2seq.decoding.options import DecodeOptions
 from seq2seq.translation import translate, translate_lines
-from tests.conftest import CONF, compose_train
+from tests.conftest import CONF, MAX_TOKENS, compose_train
 
 LINES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee.", "Eine Frau liest."]
 
@@ -87,7 +87,8 @@ def test_long_line_is_translated_with_a_warning_naming_it(tiny_run, caplog):
     opts = replace(DecodeOptions.from_dict(module.config["decode"]), beam=2, max_len_a=0.2,
                    max_len_b=5)
     with caplog.at_level(logging.WARNING, logger="seq2seq.translation"):
-        out = translate_lines(module, ["Ein Hund.", long_line, "Eine Katze."], opts=opts)
+        out = translate_lines(module, ["Ein Hund.", long_line, "Eine Katze."], opts=opts,
+                              max_tokens=MAX_TOKENS)
     assert len(out) == 3 and out[1]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1

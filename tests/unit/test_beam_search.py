@@ -10,7 +10,7 @@ from seq2seq.decoding.greedy import greedy_decode
 from seq2seq.decoding.penalties import block_repeated_ngrams, length_penalty
 from seq2seq.decoding.sampling import sample, top_k_top_p_filter
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import LIMITS, model_config
+from tests.conftest import LIMITS, model_config, search_options
 
 
 def _model(V, preset="lstm_bahdanau", seed=0):
@@ -52,8 +52,8 @@ def test_wide_beam_finds_the_exhaustive_best(alpha, seed):
     src = torch.tensor([4, 5, 4])
     score, tokens = _exhaustive_best(model, src, V, 4, alpha)
     b = collate([(0, src, None)])
-    hyp = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=V, alpha=alpha,
-                      max_len_a=0, max_len_b=4)[0][0]
+    hyp = beam_search(model, b.src, b.src_lengths, b.src_mask,
+                      search_options(beam=V, alpha=alpha, max_len_a=0, max_len_b=4))[0][0]
     assert hyp.tokens == tokens
     assert hyp.score == pytest.approx(score, abs=1e-4)
 
@@ -64,12 +64,12 @@ def test_batch_invariance(preset):
     model = _model(V, preset)
     srcs = _sources(V)
     b = collate([(i, s, None) for i, s in enumerate(srcs)])
-    together = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=4, nbest=2,
-                           **LIMITS, alpha=0.6)
+    together = beam_search(model, b.src, b.src_lengths, b.src_mask,
+                           search_options(beam=4, nbest=2, alpha=0.6))
     for i, s in enumerate(srcs):
         one = collate([(0, s, None)])
-        alone = beam_search(model, one.src, one.src_lengths, one.src_mask, beam_size=4,
-                            nbest=2, **LIMITS, alpha=0.6)[0]
+        alone = beam_search(model, one.src, one.src_lengths, one.src_mask,
+                            search_options(beam=4, nbest=2, alpha=0.6))[0]
         assert [h.tokens for h in alone] == [h.tokens for h in together[i]]
         for x, y in zip(alone, together[i], strict=True):
             assert x.score == pytest.approx(y.score, abs=1e-4)
@@ -82,11 +82,11 @@ def test_beam_one_is_greedy():
     greedy = [h[0].tokens for h in greedy_decode(model, b.src, b.src_lengths, b.src_mask,
                                                   **LIMITS)]
     assert [h[0].tokens for h in beam_search(model, b.src, b.src_lengths, b.src_mask,
-                                             beam_size=1, **LIMITS, alpha=0.6)] == greedy
+                                             search_options(beam=1, alpha=0.6))] == greedy
     # the beam machinery itself (a no-op constraint keeps it from the greedy shortcut), with one
     # beam and no length penalty, is greedy too
-    forced = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=1, alpha=0.0,
-                         no_repeat_ngram_size=1000, **LIMITS)
+    forced = beam_search(model, b.src, b.src_lengths, b.src_mask,
+                         search_options(beam=1, alpha=0.0, no_repeat_ngram_size=1000))
     assert [h[0].tokens for h in forced] == greedy
 
 
@@ -94,8 +94,8 @@ def test_nbest_lists_are_sorted_by_score():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=5, nbest=5,
-                            **LIMITS, alpha=0.6):
+    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
+                            search_options(beam=5, nbest=5, alpha=0.6)):
         assert len(hyps) == 5
         assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
         assert len({tuple(h.tokens) for h in hyps}) == 5
@@ -105,8 +105,8 @@ def test_max_len_is_honoured():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3, nbest=3,
-                            max_len_a=0.5, max_len_b=2, alpha=0.6):
+    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
+                            search_options(beam=3, nbest=3, max_len_a=0.5, max_len_b=2, alpha=0.6)):
         for h in hyps:
             assert len(h.tokens) <= int(0.5 * 8 + 2)  # longest source: 7 tokens + eos
 
@@ -115,8 +115,8 @@ def test_min_len_delays_eos():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3, min_len=4,
-                            **LIMITS, alpha=0.6):
+    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
+                            search_options(beam=3, min_len=4, alpha=0.6)):
         assert len(hyps[0].tokens) >= 4
 
 
@@ -125,8 +125,9 @@ def test_no_repeat_ngram_size_blocks_repeats():
     model = _model(V, seed=2)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V, (6, 6, 6)))])
     for n in (1, 2, 3):
-        for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=3,
-                                no_repeat_ngram_size=n, max_len_a=3, max_len_b=10, alpha=0.6):
+        for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
+                                search_options(beam=3, no_repeat_ngram_size=n, max_len_a=3,
+                                               max_len_b=10, alpha=0.6)):
             toks = hyps[0].tokens
             grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
             assert len(grams) == len(set(grams)), (n, toks)
@@ -141,11 +142,11 @@ def test_block_repeated_ngrams_unit():
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
     probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
-    kept = torch.isfinite(top_k_top_p_filter(probs.log(), top_p=0.8))
+    kept = torch.isfinite(top_k_top_p_filter(probs.log(), top_k=0, top_p=0.8))
     assert kept.tolist() == [[True, False, True, False]]  # 0.5 + 0.3 reaches 0.8
-    kept = torch.isfinite(top_k_top_p_filter(probs.log(), top_p=0.81))
+    kept = torch.isfinite(top_k_top_p_filter(probs.log(), top_k=0, top_p=0.81))
     assert kept.tolist() == [[True, False, True, True]]
-    kept = torch.isfinite(top_k_top_p_filter(probs.log(), top_k=1))
+    kept = torch.isfinite(top_k_top_p_filter(probs.log(), top_k=1, top_p=1.0))
     assert kept.tolist() == [[True, False, False, False]]
 
 
@@ -153,11 +154,14 @@ def test_sampling_is_seeded_and_respects_top_k():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    a = sample(model, b.src, b.src_lengths, b.src_mask, n=3, seed=7, **LIMITS)
-    c = sample(model, b.src, b.src_lengths, b.src_mask, n=3, seed=7, **LIMITS)
+    a = sample(model, b.src, b.src_lengths, b.src_mask,
+               search_options(sample=True, nbest=3, seed=7))
+    c = sample(model, b.src, b.src_lengths, b.src_mask,
+               search_options(sample=True, nbest=3, seed=7))
     assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
     assert all(len(x) == 3 for x in a)
     greedy = [h[0].tokens for h in greedy_decode(model, b.src, b.src_lengths, b.src_mask,
                                                   **LIMITS)]
-    top1 = sample(model, b.src, b.src_lengths, b.src_mask, top_k=1, seed=1, **LIMITS, n=1)
+    top1 = sample(model, b.src, b.src_lengths, b.src_mask,
+                  search_options(sample=True, top_k=1, seed=1, nbest=1))
     assert [x[0].tokens for x in top1] == greedy

@@ -4,6 +4,7 @@ Seq2SeqModule.training_step in Lightning's loop, across epochs."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from experiments import ab_updates, benchmark
 from seq2seq.module import Seq2SeqModule
@@ -50,3 +51,19 @@ def test_ab_updates_trains_with_the_module_then_validates(tmp_path, data_root, c
     assert len(counted_steps) == 6 and result["updates"] == 6
     assert result["val/ppl"] > 1 and 0 <= result["val/bleu"] <= 100
     assert "6 updates" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_fit_steps_is_seeded_and_runs_every_update(tmp_path, data_root):
+    """Two runs of one config end with the same weights (the seed fixes the initial weights,
+    the batches and dropout), so A/B variants differ only by their overrides; a time limit of
+    the recipe does not cut the updates short."""
+    from seq2seq.pipeline import fit_steps
+
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root, n=60), f"run_dir={tmp_path}",
+                         "trainer.max_time=00:00:00:00"])
+    _, a, _ = fit_steps(cfg, 3)
+    _, b, _ = fit_steps(cfg, 3)
+    assert a.global_step == b.global_step == 3
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name

@@ -119,7 +119,7 @@ def test_the_monitored_metric_is_named_once():
 
 
 def test_decode_options_refuse_unknown_and_missing_keys():
-    from seq2seq.decoding.search import DecodeConfigError, DecodeOptions
+    from seq2seq.decoding.options import DecodeConfigError, DecodeOptions
 
     decode = dict(compose_train().decode)
     assert DecodeOptions.from_dict(decode).alpha == decode["alpha"]
@@ -128,3 +128,29 @@ def test_decode_options_refuse_unknown_and_missing_keys():
     del decode["alpha"]
     with pytest.raises(DecodeConfigError, match=r"decode\.alpha is missing"):
         DecodeOptions.from_dict(decode)
+
+
+def _uncommented_keys(path) -> list[str]:
+    """Lines of a YAML file that set a key with no comment on the line. Section headers (a key
+    with nothing after it), `_target_`, the defaults list and block scalars are exempt."""
+    bad, block = [], None  # block: indentation of a `key: |` whose text is being skipped
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        indent = len(line) - len(line.lstrip())
+        if block is not None:
+            if not line.strip() or indent > block:
+                continue
+            block = None
+        code = line.split(" #")[0].rstrip()
+        if not code.strip() or code.lstrip().startswith(("#", "- ")):
+            continue
+        key, _, value = code.strip().partition(":")
+        if value.strip() in ("|", "|-", ">", ">-"):
+            block = indent
+        if value.strip() and key not in ("_target_", "defaults") and "#" not in line:
+            bad.append(f"{path.relative_to(CONF)}:{n}: {line.strip()}")
+    return bad
+
+
+def test_every_config_key_carries_a_comment():
+    bad = [line for p in sorted(CONF.rglob("*.yaml")) for line in _uncommented_keys(p)]
+    assert not bad, "\n".join(bad)

@@ -12,7 +12,7 @@ from seq2seq.decoding.greedy import greedy_decode
 from seq2seq.decoding.sampling import sample
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import LIMITS, model_config
+from tests.conftest import model_config, search_options
 
 V = 20
 
@@ -62,10 +62,10 @@ def test_step_is_the_log_of_the_mean_distribution():
 def test_an_ensemble_of_copies_decodes_like_the_model():
     model = _model("lstm_luong_general", 0)
     b = _batch()
-    single = beam_search(model, b.src, b.src_lengths, b.src_mask, beam_size=4, nbest=2,
-                         **LIMITS, alpha=0.6)
+    single = beam_search(model, b.src, b.src_lengths, b.src_mask,
+                         search_options(beam=4, nbest=2, alpha=0.6))
     double = beam_search(Ensemble([model, model]), b.src, b.src_lengths, b.src_mask,
-                         beam_size=4, nbest=2, **LIMITS, alpha=0.6)
+                         search_options(beam=4, nbest=2, alpha=0.6))
     for s, d in zip(single, double, strict=True):
         assert [h.tokens for h in s] == [h.tokens for h in d]
         assert [h.score for h in s] == pytest.approx([h.score for h in d], abs=1e-5)
@@ -78,8 +78,8 @@ def test_search_scores_are_the_ensemble_probability(beam):
     members = [_model("lstm_bahdanau", 0), _model("gru_luong_general", 1)]
     ens = Ensemble(members)
     b = _batch()
-    hyps = beam_search(ens, b.src, b.src_lengths, b.src_mask, beam_size=beam, alpha=0.0,
-                       max_len_a=0, max_len_b=30)
+    hyps = beam_search(ens, b.src, b.src_lengths, b.src_mask,
+                       search_options(beam=beam, alpha=0.0, max_len_a=0, max_len_b=30))
     assert any(h[0].tokens for h in hyps)
     for row, nbest in enumerate(hyps):
         h = nbest[0]
@@ -94,8 +94,8 @@ def test_search_scores_are_the_ensemble_probability(beam):
 def test_sampling_from_an_ensemble_is_seeded():
     ens = Ensemble([_model("lstm_bahdanau", 0), _model("gru_bahdanau", 1)])
     b = _batch()
-    a = sample(ens, b.src, b.src_lengths, b.src_mask, n=2, seed=5, **LIMITS)
-    c = sample(ens, b.src, b.src_lengths, b.src_mask, n=2, seed=5, **LIMITS)
+    a = sample(ens, b.src, b.src_lengths, b.src_mask, search_options(sample=True, nbest=2, seed=5))
+    c = sample(ens, b.src, b.src_lengths, b.src_mask, search_options(sample=True, nbest=2, seed=5))
     assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
     assert len(a) == len(b) and all(len(x) == 2 for x in a)
 

@@ -32,4 +32,4 @@ def test_pytorch_scheme_keeps_the_defaults_and_unknown_schemes_are_refused():
     model = build_seq2seq(model_config("gru_bahdanau"), 500, 500)
     assert model.decoder.embedding.weight[1:].std().item() == pytest.approx(1.0, rel=0.1)
     with pytest.raises(ValueError, match="model.init='he'"):
-        init_parameters(model, "he")
+        init_parameters(model, "he", 0.1)

@@ -4,12 +4,12 @@ from seq2seq.lr_schedule import WarmupSchedule
 
 
 def test_warmup_is_linear():
-    s = WarmupSchedule("constant", warmup_steps=10)
+    s = WarmupSchedule("constant", warmup_steps=10, total_steps=0, min_ratio=0.0)
     assert s(0) == pytest.approx(0.1) and s(9) == 1.0 and s(500) == 1.0
 
 
 def test_inverse_sqrt_after_warmup():
-    s = WarmupSchedule("inverse_sqrt", warmup_steps=100)
+    s = WarmupSchedule("inverse_sqrt", warmup_steps=100, total_steps=0, min_ratio=0.0)
     assert s(100) == 1.0 and s(400) == pytest.approx(0.5)
 
 
