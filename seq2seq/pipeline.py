@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch.distributed as dist
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -106,6 +107,7 @@ def train(cfg: DictConfig) -> dict:
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
+    status = "failed"
     try:
         for lg in loggers:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -119,21 +121,28 @@ def train(cfg: DictConfig) -> dict:
         if trainer.is_global_zero:
             _write_results(cfg, run_dir, module, trainer, metrics, n_params,
                            time.perf_counter() - start)
+        status = "success"
     finally:
-        for lg in loggers:
-            lg.finalize("success")
-            if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero:
-                lg.experiment.finish()  # flush the offline run's files
-        # Lightning destroys only an NCCL process group. A gloo one left alive keeps worker
-        # threads that may free a finished collective's tensors after the interpreter has
-        # begun to shut down, which aborts the rank ("terminate called without an active
-        # exception") after all its work is done. Destroying it joins them; it waits for no
-        # other rank, so it is safe after an error too.
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        try:
+            for lg in loggers:
+                lg.finalize(status)
+                if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero:
+                    lg.experiment.finish()  # flush the offline run's files
+        finally:
+            _destroy_process_group()
     return metrics
+
+
+def _destroy_process_group() -> None:
+    """End this rank's process group, if any, before the interpreter shuts down.
+
+    Lightning destroys only an NCCL process group. A gloo one left alive keeps worker threads
+    that may free a finished collective's tensors after the interpreter has begun to shut down,
+    which aborts the rank ("terminate called without an active exception") after all its work
+    is done. Destroying it joins them; it waits for no other rank, so it is safe after an error
+    too."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: Path) -> dict:
