@@ -1,11 +1,18 @@
-"""Reading parallel text: plain or gzip files, one sentence a line, checked line by line."""
+"""Reading parallel text: plain or gzip files, one sentence a line, checked line by line.
+
+One side of a split may be several files (a list, or a glob pattern expanded in sorted order);
+the i-th source file pairs with the i-th target file and their lines are concatenated.
+"""
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import logging
+import os
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +20,14 @@ from seq2seq.data.errors import DataError
 
 log = logging.getLogger(__name__)
 
+# characters that make a data path a glob pattern (fnmatch syntax)
+_GLOB_CHARS = frozenset("*?[")
+# file names listed in a message before "and N more"
+_LISTED = 3
 
-def read_lines(path: str | Path) -> list[str]:
-    """Read a text file (plain or `.gz`) into lines without their line endings.
 
-    Raises DataError naming the file (and line) on a missing, unreadable or damaged file or
-    invalid UTF-8.
-    """
-    path = Path(path)
+def _check_file(path: Path) -> None:
+    """Raise DataError naming `path` unless it is a file."""
     if path.is_dir():
         raise DataError(f"{path}: is a folder; the data.* paths must name text files")
     if not path.is_file():
@@ -28,29 +35,121 @@ def read_lines(path: str | Path) -> list[str]:
             f"{path}: file not found (looked at {path.resolve()}). Check the data.* paths; for "
             "Multi30k use data=multi30k, which downloads missing files into data.root, or set "
             "SEQ2SEQ_DATA_DIR to a folder holding multi30k/")
+
+
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a text file (plain or `.gz`) without their line endings, one at a time.
+
+    Raises DataError naming the file (and line) on a missing, unreadable or damaged file or
+    invalid UTF-8.
+    """
+    path = Path(path)
+    _check_file(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            for i, line in enumerate(f, start=1):
+                try:
+                    text = line.removesuffix(b"\n").decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(
+                        f"{path}:{i}: invalid UTF-8 at byte {e.start} of the line; "
+                        "convert the file to UTF-8 (e.g. with iconv)"
+                    ) from None
+                yield text.rstrip("\r")
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"{path}: not a readable gzip file ({e}); it is truncated or damaged: "
                         "fetch or compress it again") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read the file ({e.strerror or e}); check its "
                         "permissions") from None
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    out = []
-    for i, line in enumerate(lines, start=1):
-        try:
-            out.append(line.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as e:
-            raise DataError(
-                f"{path}:{i}: invalid UTF-8 at byte {e.start} of the line; "
-                "convert the file to UTF-8 (e.g. with iconv)"
-            ) from None
-    return out
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Read a text file (plain or `.gz`) into lines without their line endings (see
+    `iter_lines` for the errors)."""
+    return list(iter_lines(path))
+
+
+def _glob_folder(pattern: str) -> Path:
+    """The folder a glob pattern searches: its leading parts that hold no glob character."""
+    parts = Path(pattern).parts[:-1]
+    fixed = []
+    for part in parts:
+        if _GLOB_CHARS & set(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def expand_files(spec: str | Path | Iterable[str | Path], name: str = "the file list"
+                 ) -> list[Path]:
+    """The files `spec` names, in order: one path, a glob pattern, or a list of either.
+
+    A pattern gives its matches sorted by path (code-point order, the same on every machine);
+    a path that exists is taken as it is even when it holds glob characters. `name` (e.g.
+    "data.train.src") starts the messages. Raises DataError on an empty list and on a pattern
+    that matches no file, naming the pattern and the folder searched.
+    """
+    entries = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    if not entries:
+        raise DataError(f"{name} is an empty list; name at least one file")
+    files: list[Path] = []
+    for entry in map(os.fspath, entries):
+        if not (_GLOB_CHARS & set(entry)) or os.path.lexists(entry):
+            files.append(Path(entry))
+            continue
+        matches = sorted(glob.glob(entry, recursive=True))
+        if not matches:
+            folder = _glob_folder(entry)
+            where = "" if folder.is_dir() else ", which is not a folder"
+            raise DataError(f"{name}: the pattern {entry!r} matches no file (looked in "
+                            f"{folder.resolve()}{where})")
+        files.extend(map(Path, matches))
+    return files
+
+
+def files_label(files: Sequence[Path]) -> str:
+    """The files of one side, for messages: 'a.de', or 'a.de + b.de.gz + c.de + 2 more'."""
+    shown = " + ".join(str(p) for p in files[:_LISTED])
+    return shown + (f" + {len(files) - _LISTED} more" if len(files) > _LISTED else "")
+
+
+def _language_suffix(path: Path) -> str:
+    """'de' of news.de and news.de.gz; '' for a name without a suffix."""
+    name = path.name.removesuffix(".gz")
+    return name.rsplit(".", 1)[1] if "." in name else ""
+
+
+def _stem(path: Path) -> str:
+    """The name without the language suffix and .gz: 'news' of news.de.gz."""
+    name = path.name.removesuffix(".gz")
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def corpus_name(files: Sequence[Path]) -> str:
+    """A stable name of one side's training files, recorded as a model's direction when the
+    languages are not named: the file's name for one file ('train.de'); for several, their common
+    language suffix ('de' for news.de + wiki.de.gz), else the first name and how many more
+    ('news.txt+2 more')."""
+    if len(files) == 1:
+        return files[0].name
+    suffixes = {_language_suffix(p) for p in files}
+    if len(suffixes) == 1 and "" not in suffixes:
+        return suffixes.pop()
+    return f"{files[0].name}+{len(files) - 1} more"
+
+
+def _warn_unlike_names(src_files: Sequence[Path], tgt_files: Sequence[Path]) -> None:
+    """Warn when files paired by position differ in more than their language suffix: a sorted
+    list of one side that does not line up with the other's pairs the wrong corpora."""
+    unlike = [(s, t) for s, t in zip(src_files, tgt_files, strict=True) if _stem(s) != _stem(t)]
+    if unlike:
+        shown = ", ".join(f"{s} with {t}" for s, t in unlike[:_LISTED])
+        more = f" and {len(unlike) - _LISTED} more" if len(unlike) > _LISTED else ""
+        log.warning("%d of %d file pairs differ in more than the language suffix (%s%s); files "
+                    "pair by position after sorting, so check that both sides list the same "
+                    "corpora", len(unlike), len(src_files), shown, more)
 
 
 def file_digest(path: str | Path) -> str:
@@ -64,23 +163,66 @@ def file_digest(path: str | Path) -> str:
 
 @dataclass
 class ParallelText:
-    """Aligned source and target sentences of one split, with the files they came from."""
+    """Aligned source and target sentences of one split, with the files they came from (in
+    order; a single path is taken as a list of one)."""
 
     src: list[str]
     tgt: list[str]
-    src_path: Path
-    tgt_path: Path
+    src_files: list[Path]
+    tgt_files: list[Path]
+
+    def __post_init__(self):
+        if isinstance(self.src_files, (str, os.PathLike)):
+            self.src_files = [Path(self.src_files)]
+        if isinstance(self.tgt_files, (str, os.PathLike)):
+            self.tgt_files = [Path(self.tgt_files)]
 
     def __len__(self) -> int:
         return len(self.src)
 
+    @property
+    def src_path(self) -> str:
+        """The source files, for messages."""
+        return files_label(self.src_files)
 
-def read_parallel(src_path: str | Path, tgt_path: str | Path) -> ParallelText:
-    """Read two aligned files; raises DataError if their line counts differ."""
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
+    @property
+    def tgt_path(self) -> str:
+        """The target files, for messages."""
+        return files_label(self.tgt_files)
+
+
+def read_parallel(src: str | Path | Iterable[str | Path], tgt: str | Path | Iterable[str | Path],
+                  names: tuple[str, str] = ("the source side", "the target side")
+                  ) -> ParallelText:
+    """Read aligned text. `src` and `tgt` each name one file, a glob pattern or a list of them
+    (see `expand_files`); the i-th source file pairs with the i-th target file, and the lines
+    of the pairs are concatenated in order.
+
+    `names` names the two sides in messages (e.g. "data.train.src"). Every file is checked to
+    exist before any is read. Raises DataError when the sides name different numbers of files
+    or the files of a pair differ in line count; warns when the names of a pair differ in more
+    than their language suffix.
+    """
+    src_files, tgt_files = expand_files(src, names[0]), expand_files(tgt, names[1])
+    if len(src_files) != len(tgt_files):
         raise DataError(
-            f"parallel files differ in length: {src_path} has {len(src)} lines but "
-            f"{tgt_path} has {len(tgt)} lines; line i of one must translate line i of the other"
-        )
-    return ParallelText(src, tgt, Path(src_path), Path(tgt_path))
+            f"{names[0]} names {len(src_files)} files ({files_label(src_files)}) but "
+            f"{names[1]} names {len(tgt_files)} ({files_label(tgt_files)}); the i-th source "
+            "file pairs with the i-th target file, so both sides need as many files")
+    for path in (*src_files, *tgt_files):
+        _check_file(path)
+    if len(src_files) > 1:
+        _warn_unlike_names(src_files, tgt_files)
+    src_lines: list[str] = []
+    tgt_lines: list[str] = []
+    for src_path, tgt_path in zip(src_files, tgt_files, strict=True):
+        n_src, n_tgt = len(src_lines), len(tgt_lines)
+        src_lines.extend(iter_lines(src_path))  # straight into the split: no per-file copy
+        tgt_lines.extend(iter_lines(tgt_path))
+        n_src, n_tgt = len(src_lines) - n_src, len(tgt_lines) - n_tgt
+        if n_src != n_tgt:
+            raise DataError(
+                f"parallel files differ in length: {src_path} has {n_src} lines but "
+                f"{tgt_path} has {n_tgt} lines; line i of one must translate line i of the "
+                "other")
+    return ParallelText(src_lines, tgt_lines, src_files, tgt_files)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from seq2seq.data import multi30k
 from seq2seq.data.batch import collate
-from seq2seq.data.corpus import ParallelText, read_parallel
+from seq2seq.data.corpus import ParallelText, corpus_name, expand_files, read_parallel
 from seq2seq.data.dataset import PairDataset, numericalize
 from seq2seq.data.errors import DataError
 from seq2seq.data.sampler import BucketBatchSampler, ordered_batches
@@ -26,7 +26,8 @@ class ParallelDataModule(L.LightningDataModule):
 
     Every argument is given by the config (conf/data/parallel_files.yaml, where the defaults
     and their meaning live). Args:
-        train, val, test: {"src": path, "tgt": path} of each split, plain or .gz.
+        train, val, test: {"src": files, "tgt": files} of each split, where files is one path,
+            a glob pattern or a list of either, plain or .gz (see corpus.read_parallel).
         cache_dir: where SentencePiece models and numericalized data are cached.
         vocab_size: pieces per SentencePiece model.
         vocab_type: "unigram" or "bpe".
@@ -38,7 +39,8 @@ class ParallelDataModule(L.LightningDataModule):
         seed: seed of the batch shuffling (epoch e uses seed + e).
         num_workers: DataLoader worker processes.
         src_lang, tgt_lang: names of the two languages, recorded in checkpoints so that
-            ensembles and reranking can check directions; None: the training file names.
+            ensembles and reranking can check directions; None: the name of the training
+            files (corpus.corpus_name: the file's name, or the common suffix of several).
     """
 
     def __init__(
@@ -80,14 +82,14 @@ class ParallelDataModule(L.LightningDataModule):
 
     def description(self) -> dict:
         """What a model trained on this data must remember: {max_len, src, tgt}, the languages
-        (or, for unnamed user files, the training file names)."""
+        (or, for unnamed user files, the name of the training files: see corpus.corpus_name)."""
         train = self.files.get("train") or {}
         if not (self.src_lang and self.tgt_lang) and not (train.get("src") and train.get("tgt")):
             raise DataError("data.train.src and data.train.tgt must name files (or set "
                             "data.src_lang and data.tgt_lang)")
         return {"max_len": self.max_len,
-                "src": self.src_lang or Path(str(train["src"])).name,
-                "tgt": self.tgt_lang or Path(str(train["tgt"])).name}
+                "src": self.src_lang or corpus_name(expand_files(train["src"], "data.train.src")),
+                "tgt": self.tgt_lang or corpus_name(expand_files(train["tgt"], "data.train.tgt"))}
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -99,7 +101,8 @@ class ParallelDataModule(L.LightningDataModule):
             spec = self.files.get(stage) or {}
             if not spec.get("src") or not spec.get("tgt"):
                 raise DataError(f"data.{stage}.src and data.{stage}.tgt must name files")
-            self.text[stage] = read_parallel(spec["src"], spec["tgt"])
+            self.text[stage] = read_parallel(spec["src"], spec["tgt"],
+                                             (f"data.{stage}.src", f"data.{stage}.tgt"))
         return self.text[stage]
 
     def build_tokenizers(self) -> tuple[SubwordTokenizer, SubwordTokenizer]:

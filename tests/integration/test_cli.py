@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from seq2seq.data.corpus import read_lines
 from tests.conftest import ROOT
+from tests.integration.conftest import tiny_overrides
 
 
 def run(args: list[str], cwd: Path, timeout: int = 900, stdin: str | None = None,
@@ -102,10 +106,31 @@ def test_unequal_parallel_files_fail_clearly(tmp_path):
 
 
 @pytest.mark.slow
+def test_training_files_given_as_a_list_of_plain_and_gzip_files(tmp_path, data_root):
+    """`data.train.src=[a.de,b.de.gz]`: both corpora are read, the plain one first."""
+    overrides = [o for o in tiny_overrides(tmp_path, data_root)
+                 if not o.startswith("data.train.")]
+    m = data_root / "multi30k"
+    for lang in ("de", "en"):
+        lines = read_lines(m / f"train.{lang}.gz")[:200]
+        (tmp_path / f"a.{lang}").write_text("\n".join(lines[:120]) + "\n", encoding="utf-8")
+        (tmp_path / f"b.{lang}.gz").write_bytes(gzip.compress(
+            ("\n".join(lines[120:]) + "\n").encode("utf-8")))
+    proc = run([str(ROOT / "train.py"), *overrides, "data.train.src=[a.de,b.de.gz]",
+                "data.train.tgt=[a.en,b.en.gz]", f"hydra.run.dir={tmp_path}/RUN",
+                "trainer.max_steps=2", "trainer.limit_val_batches=1", "test=false"],
+               cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = re.search(r"training pairs: (\d+) kept, (\d+) empty skipped, (\d+) longer",
+                       proc.stdout + proc.stderr)
+    assert counts, (proc.stdout + proc.stderr)[-3000:]
+    kept, empty, long = map(int, counts.groups())
+    assert kept + empty + long == 200 and kept > 120  # pairs of b.* too
+
+
+@pytest.mark.slow
 def test_translate_with_beam_and_reference(trained, data_root):
     tmp, _ = trained
-    from seq2seq.data.corpus import read_lines
-
     m = data_root / "multi30k"
     (tmp / "SRC").write_text("\n".join(read_lines(m / "val.de.gz")[:20]) + "\n")
     (tmp / "REF").write_text("\n".join(read_lines(m / "val.en.gz")[:20]) + "\n")

@@ -1,4 +1,7 @@
+import gzip
+
 import pytest
+import torch
 
 from seq2seq.data.errors import DataError
 from seq2seq.pipeline import build_datamodule
@@ -54,3 +57,42 @@ def test_training_set_empty_after_filtering_is_an_error(tmp_path):
     dm = parallel_files(tmp_path, "data.vocab_size=30", "data.max_len=1")
     with pytest.raises(DataError, match="no training pairs left .*data.max_len=1"):
         dm.setup("fit")
+
+
+def test_a_list_or_a_glob_of_training_files_trains_like_their_concatenation(tmp_path,
+                                                                            monkeypatch):
+    src = [f"ein hund {i}" for i in range(20)] + [f"eine katze {i}" for i in range(10)]
+    tgt = [f"a dog {i}" for i in range(20)] + [f"a cat {i}" for i in range(10)]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for lang, lines in (("de", src), ("en", tgt)):
+        (corpus / f"a.{lang}").write_text("\n".join(lines[:20]) + "\n")
+        (corpus / f"b.{lang}.gz").write_bytes(gzip.compress(("\n".join(lines[20:]) + "\n")
+                                                             .encode()))
+        (tmp_path / f"all.{lang}").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)  # relative paths, as typed on the command line
+    rest = ["data=parallel_files", "data.val.src=all.de", "data.val.tgt=all.en",
+            "data.test.src=all.de", "data.test.tgt=all.en", "data.cache_dir=cache",
+            "data.vocab_size=40"]
+    listed = datamodule(*rest, "data.train.src=[corpus/a.de,corpus/b.de.gz]",
+                        "data.train.tgt=[corpus/a.en,corpus/b.en.gz]")
+    globbed = datamodule(*rest, "data.train.src=corpus/*.de*", "data.train.tgt=corpus/*.en*")
+    whole = datamodule(*rest, "data.train.src=all.de", "data.train.tgt=all.en")
+    for dm in (whole, listed, globbed):
+        dm.setup("fit")
+    assert listed.sources("train") == globbed.sources("train") == src
+    assert listed.references("train") == globbed.references("train") == tgt
+    assert listed.description() == {"max_len": 100, "src": "de", "tgt": "en"}
+    assert whole.description()["src"] == "all.de"
+    # the SentencePiece and ids caches are keyed by content, not by file names
+    assert listed.src_tokenizer.model_proto == whole.src_tokenizer.model_proto
+    assert len(list((tmp_path / "cache").glob("spm-*.model"))) == 1
+    assert all(torch.equal(a, b) for a, b in zip(listed.datasets["train"].src,
+                                                 whole.datasets["train"].src, strict=True))
+
+
+def test_a_training_pattern_matching_nothing_fails_when_the_direction_is_recorded(tmp_path):
+    dm = parallel_files(tmp_path, f"data.train.src={tmp_path}/corpus/*.de")
+    with pytest.raises(DataError, match=r"^data.train.src: the pattern .*corpus/\*.de' matches "
+                                        r"no file \(looked in .*corpus, which is not a folder\)"):
+        dm.description()
