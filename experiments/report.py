@@ -3,7 +3,8 @@
     python experiments/report.py SWEEP_DIR [--out DIR]
 
 Writes report.md (a markdown table: config, parameters, best val BLEU, test BLEU cased and
-lowercased, training tokens/s, wall-clock time), bleu_by_run.png and val_curves.png.
+lowercased, the BLEU of each test set when the runs scored several (data.test_sets), training
+tokens/s, wall-clock time), bleu_by_run.png and val_curves.png.
 """
 
 from __future__ import annotations

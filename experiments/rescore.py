@@ -16,10 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from seq2seq.atomic import atomic_write_bytes  # noqa: E402
 from seq2seq.checkpoint import load_module  # noqa: E402
@@ -35,12 +36,22 @@ def best_checkpoint(run_dir: Path) -> Path:
     return path
 
 
+def with_new_data_keys(cfg: DictConfig) -> DictConfig:
+    """cfg with the keys of its data group's conf/data/*.yaml that cfg.data lacks (a run
+    configured before a data option existed), at their conf/ values."""
+    for path in sorted((ROOT / "conf" / "data").glob("*.yaml")):
+        defaults = OmegaConf.load(path)
+        if defaults.get("_target_") == cfg.data.get("_target_"):
+            cfg.data = OmegaConf.merge(defaults, cfg.data)
+    return cfg
+
+
 def rescore(run_dir: Path, beam: int) -> dict:
     """Beam-search test scores of one run, also merged into its results.json."""
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no .hydra/config.yaml (not a train.py run dir)")
-    cfg = OmegaConf.load(cfg_path)
+    cfg = with_new_data_keys(OmegaConf.load(cfg_path))
     datamodule = instantiate(cfg.data)
     module = load_module(best_checkpoint(run_dir))
     scores = beam_test_scores(module, datamodule.sources("test"), datamodule.references("test"),

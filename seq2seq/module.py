@@ -22,7 +22,7 @@ from seq2seq.decoding.options import DecodeOptions
 from seq2seq.decoding.search import decode
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.lr_schedule import WarmupSchedule
-from seq2seq.metrics import corpus_scores
+from seq2seq.metrics import Scores, corpus_scores
 from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.scheduled_sampling import ScheduledSampling
 
@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 EVAL_LOSS_POSITIONS = 1024  # target positions per slice of an evaluation batch's loss
 
 CONFIG_KEYS = ("model", "optim", "loss", "scheduled_sampling", "decode", "monitor", "seed")
+
+
+def metric_prefixes(index: int, name: str) -> tuple[str, ...]:
+    """Metric prefixes of the `index`-th test set, called `name`: the first (headline) set is
+    test/*, and a named set (any but the unnamed "test") is also test/<name>/*."""
+    return (("test",) if index == 0 else ()) + ((f"test/{name}",) if name != "test" else ())
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,7 +69,9 @@ class Seq2SeqModule(L.LightningModule):
             {stage: CorpusStats(unk_id=UNK_ID) for stage in ("val", "test")})
         self._last_time: float | None = None
         self.train_tokens, self.train_seconds = 0, 0.0  # steady-state throughput, this process
-        self.test_scores = None
+        # of the last test, by test set name in the datamodule's order (the headline set first)
+        self.test_scores: dict[str, Scores] = {}
+        self.test_outputs: dict[str, dict[int, str]] = {}
 
     # -- tokenizers travel with the checkpoint -----------------------------------------------
 
@@ -213,8 +221,20 @@ class Seq2SeqModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def _test_sets(self) -> list[tuple[str, str]]:
+        """(name, split) of each test loader, in order: the datamodule's `test_sets` (one set,
+        "test", if it names none); the first set's split is "test"."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        names = list(getattr(datamodule, "test_sets", None) or ["test"])
+        return [(name, "test" if i == 0 else name) for i, name in enumerate(names)]
+
+    def on_test_epoch_start(self) -> None:
+        for _, split in self._test_sets()[1:]:
+            if split not in self.corpus_stats:
+                self.corpus_stats[split] = CorpusStats(unk_id=UNK_ID).to(self.device)
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, self._test_sets()[dataloader_idx][1])
 
     def _gather(self, stage: str) -> dict[int, str]:
         mine = self._outputs.pop(stage, {})
@@ -224,24 +244,31 @@ class Seq2SeqModule(L.LightningModule):
             mine = {k: v for p in parts for k, v in p.items()}
         return mine
 
-    def _score(self, stage: str):
+    def _log_figures(self, prefixes: tuple[str, ...], **figures: float) -> None:
+        # every rank logs: the figures are identical on all ranks (see _score); no dataloader
+        # index is appended, the prefix names the test set
+        for prefix in prefixes:
+            for name, value in figures.items():
+                self.log(f"{prefix}/{name}", value, rank_zero_only=False,
+                         add_dataloader_idx=False)
+
+    def _score(self, split: str, prefixes: tuple[str, ...]):
+        """Score the outputs of `split`, logged under each of `prefixes`; returns (Scores or
+        None, outputs by example id)."""
         # every rank computes: CorpusStats sums its states over ranks, so the figures are the
         # corpus ones and identical on all ranks (no sync_dist, which would average them again)
-        stats = {k: float(v) for k, v in self.corpus_stats[stage].compute().items()}
-        self.corpus_stats[stage].reset()
-        self.log(f"{stage}/loss", stats["loss"], rank_zero_only=False)
-        self.log(f"{stage}/ppl", stats["ppl"], rank_zero_only=False)
-        outputs = self._gather(stage)
+        stats = {k: float(v) for k, v in self.corpus_stats[split].compute().items()}
+        self.corpus_stats[split].reset()
+        self._log_figures(prefixes, loss=stats["loss"], ppl=stats["ppl"])
+        outputs = self._gather(split)
         if not outputs or self.trainer.datamodule is None:
             return None, outputs
-        refs = self.trainer.datamodule.references(stage)
+        refs = self.trainer.datamodule.references(split)
         ids = sorted(outputs)
         scores = corpus_scores([outputs[i] for i in ids], [refs[i] for i in ids])
-        self.log(f"{stage}/bleu", scores.bleu, rank_zero_only=False)
-        self.log(f"{stage}/chrf", scores.chrf, rank_zero_only=False)
-        self.log(f"{stage}/len_ratio", scores.length_ratio, rank_zero_only=False)
-        self.log(f"{stage}/unk_share", stats["unk_share"], rank_zero_only=False)
-        self.log(f"{stage}/attention_entropy", stats["attention_entropy"], rank_zero_only=False)
+        self._log_figures(prefixes, bleu=scores.bleu, chrf=scores.chrf,
+                          len_ratio=scores.length_ratio, unk_share=stats["unk_share"],
+                          attention_entropy=stats["attention_entropy"])
         return scores, outputs
 
     def on_validation_epoch_end(self) -> None:
@@ -249,7 +276,11 @@ class Seq2SeqModule(L.LightningModule):
             self._outputs.pop("val", None)
             self.corpus_stats["val"].reset()  # the first validation must not count these batches
             return
-        self._score("val")
+        self._score("val", ("val",))
 
     def on_test_epoch_end(self) -> None:
-        self.test_scores, self.test_outputs = self._score("test")
+        self.test_scores, self.test_outputs = {}, {}
+        for i, (name, split) in enumerate(self._test_sets()):
+            scores, self.test_outputs[name] = self._score(split, metric_prefixes(i, name))
+            if scores is not None:
+                self.test_scores[name] = scores

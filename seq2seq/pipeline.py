@@ -20,7 +20,7 @@ from seq2seq.atomic import atomic_write_bytes
 from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.data.errors import DataError
 from seq2seq.metrics import corpus_scores
-from seq2seq.module import CONFIG_KEYS, Seq2SeqModule
+from seq2seq.module import CONFIG_KEYS, Seq2SeqModule, metric_prefixes
 from seq2seq.precision import check_precision
 from seq2seq.provenance import describe, provenance
 from seq2seq.translation import beam_test_scores
@@ -146,27 +146,41 @@ def _destroy_process_group() -> None:
 
 
 def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: Path) -> dict:
+    """Score every test set of the datamodule with the best weights: its translations go to
+    translations/<name>.hyp.txt and its figures to test/<name>/*; the first (headline) set's
+    also to translations/test.hyp.txt and test/*, which `test_beam` rescores with beam search."""
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     trainer.test(module, datamodule=datamodule, ckpt_path=best if best else None, verbose=False)
-    scores = module.test_scores
-    if not trainer.is_global_zero or scores is None:
+    if not trainer.is_global_zero or not module.test_scores:
         return {}
-    outputs = module.test_outputs
-    refs, srcs = datamodule.references("test"), datamodule.sources("test")
-    hyps = [outputs.get(i, "") for i in range(len(refs))]
-    out = run_dir / "translations" / "test.hyp.txt"
-    atomic_write_bytes(out, ("\n".join(hyps) + "\n").encode("utf-8"))
+    # the module's corpus figures (loss, ppl, unk_share, attention_entropy and the rest)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     beam = cfg.decode.beam
     search = "greedy" if beam <= 1 else f"beam {beam}"
-    print(f"\nTest ({'best' if best else 'last'} weights, {search}), {len(hyps)} sentences:")
-    print(scores)
-    for i in range(min(cfg.show_examples, len(hyps))):
-        print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")
-    print(f"translations: {out}")
-    lowercased = corpus_scores(hyps, refs, lowercase=True)
-    metrics = {"test/bleu": scores.bleu, "test/chrf": scores.chrf,
-               "test/bleu_lc": lowercased.bleu, "test/len_ratio": scores.length_ratio}
+    for index, (name, scores) in enumerate(module.test_scores.items()):
+        outputs = module.test_outputs[name]
+        refs, srcs = datamodule.references(name), datamodule.sources(name)
+        hyps = [outputs.get(i, "") for i in range(len(refs))]
+        prefixes = metric_prefixes(index, name)
+        # test/<name> -> translations/<name>.hyp.txt, test -> translations/test.hyp.txt
+        paths = [run_dir / "translations" / f"{p.rpartition('/')[2]}.hyp.txt" for p in prefixes]
+        for out in paths:
+            atomic_write_bytes(out, ("\n".join(hyps) + "\n").encode("utf-8"))
+        label = "" if name == "test" else f" {name}"
+        print(f"\nTest{label} ({'best' if best else 'last'} weights, {search}), "
+              f"{len(hyps)} sentences:")
+        print(scores)
+        shown = cfg.show_examples if index == 0 else 0  # examples of the headline set only
+        for i in range(min(shown, len(hyps))):
+            print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")
+        print(f"translations: {', '.join(map(str, paths))}")
+        lowercased = corpus_scores(hyps, refs, lowercase=True)
+        for p in prefixes:
+            metrics.update({f"{p}/bleu": scores.bleu, f"{p}/chrf": scores.chrf,
+                            f"{p}/bleu_lc": lowercased.bleu,
+                            f"{p}/len_ratio": scores.length_ratio})
     if cfg.get("test_beam"):
+        refs, srcs = datamodule.references("test"), datamodule.sources("test")
         metrics.update(beam_test_scores(module.eval(), srcs, refs, int(cfg.test_beam),
                                         max_tokens=cfg.data.eval_max_tokens,
                                         out_dir=run_dir / "translations", print_scores=True))
@@ -189,6 +203,7 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
         },
         "overrides": _overrides(),
         "params": n_params,
+        "test_sets": list(module.test_scores),  # names, the headline set (test/*) first
         "monitor": cfg.monitor.metric,
         "monitor_best": metrics.get(f"{cfg.monitor.metric}_best",
                                     metrics.get(cfg.monitor.metric)),

@@ -61,12 +61,28 @@ def _best_val_bleu(r: Run) -> float | None:
     return max((bleu for _, bleu in r.val_curve), default=None)
 
 
+def scored_test_sets(runs: list[Run]) -> list[str]:
+    """The named test sets the runs were scored on (results.json `test_sets` with a
+    test/<name>/bleu), in order of first appearance."""
+    names: dict[str, None] = {}
+    for r in runs:
+        for name in r.results.get("test_sets", []):
+            if f"test/{name}/bleu" in r.results["metrics"]:
+                names[name] = None
+    return list(names)
+
+
 def table(runs: list[Run], root: str | Path | None = None) -> str:
-    """A markdown table, one row per run, best test BLEU first."""
+    """A markdown table, one row per run, best test BLEU first (the headline test set's).
+    When the runs hold more than one test set between them, each set's BLEU has a column."""
     def key(r):
         return -(r.results["metrics"].get("test/bleu") or -1.0)
 
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    sets = scored_test_sets(runs)
+    sets = sets if len(sets) > 1 else []
+    at = COLUMNS.index("beam")
+    columns = (*COLUMNS[:at], *(f"{name} BLEU" for name in sets), *COLUMNS[at:])
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for r in sorted(runs, key=key):
         c, m = r.results["config"], r.results["metrics"]
         name = str(r.path.relative_to(root)) if root else r.path.name
@@ -75,6 +91,7 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
                f"{r.results['params'] / 1e6:.1f}M",
                _fmt(_best_val_bleu(r)),
                _fmt(m.get("test/bleu")), _fmt(m.get("test/bleu_lc")),
+               *(_fmt(m.get(f"test/{name}/bleu")) for name in sets),
                _fmt(m.get("test/beam"), 0), _fmt(m.get("test/bleu_beam")),
                _fmt(m.get("test/bleu_lc_beam")),
                f"{r.results['train_tokens_per_s']:.0f}", f"{r.results['seconds'] / 60:.1f} min")

@@ -18,8 +18,6 @@ from seq2seq.data.tokenizer import SubwordTokenizer, train_or_load
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train", "val", "test")
-
 
 class ParallelDataModule(L.LightningDataModule):
     """Parallel text files -> SentencePiece ids -> length-bucketed batches.
@@ -74,6 +72,9 @@ class ParallelDataModule(L.LightningDataModule):
         self.max_len, self.max_tokens, self.batch_size = max_len, max_tokens, batch_size
         self.eval_max_tokens, self.seed, self.num_workers = eval_max_tokens, seed, num_workers
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        # names of the test sets, in the order of test_dataloader's loaders; the first is the
+        # headline one, also called "test" (Multi30k: data.test_sets)
+        self.test_sets = ["test"]
         self.src_tokenizer: SubwordTokenizer | None = None
         self.tgt_tokenizer: SubwordTokenizer | None = None
         self.text: dict[str, ParallelText] = {}
@@ -155,17 +156,23 @@ class ParallelDataModule(L.LightningDataModule):
         return data.subset(keep)
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
-                  "predict": ()}.get(stage, STAGES)
+        tests = tuple(self._split(name) for name in self.test_sets)
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": tests,
+                  "predict": ()}.get(stage, ("train", "val", *tests))
         for split in wanted:
             self._dataset(split)
 
+    def _split(self, name: str) -> str:
+        """The split of a test set's name: "test" for the first (headline) test set."""
+        return "test" if name == self.test_sets[0] else name
+
     def references(self, split: str) -> list[str]:
-        """Raw target text of a split, the references BLEU is scored against."""
-        return self._read(split).tgt
+        """Raw target text of a split (train, val, test or a test set's name), the references
+        BLEU is scored against."""
+        return self._read(self._split(split)).tgt
 
     def sources(self, split: str) -> list[str]:
-        return self._read(split).src
+        return self._read(self._split(split)).src
 
     # -- loaders ------------------------------------------------------------------------------
 
@@ -197,33 +204,45 @@ class ParallelDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """One loader per test set, in the order of `test_sets` (a single one unlisted)."""
+        loaders = [self._eval_loader(self._split(name)) for name in self.test_sets]
+        return loaders if len(loaders) > 1 else loaders[0]
 
 
 class Multi30kDataModule(ParallelDataModule):
-    """Multi30k task 1 (train, val, test_2016_flickr) for any pair of de, en, fr, cs.
+    """Multi30k task 1 (train, val and one or more test sets) for any pair of de, en, fr, cs.
 
     Every argument is given by the config (conf/data/multi30k.yaml). Args:
         root: folder holding multi30k/<split>.<lang>.gz; missing files are downloaded.
         src_lang, tgt_lang: language codes.
         url: where the raw files are fetched from.
+        test_sets: names of the test sets to score (multi30k.TEST_SETS), the headline one first.
         Other args: see ParallelDataModule.
     """
 
-    def __init__(self, *, root: str, src_lang: str, tgt_lang: str, url: str, **kwargs):
+    def __init__(self, *, root: str, src_lang: str, tgt_lang: str, url: str,
+                 test_sets: list[str] | str, **kwargs):
         multi30k.check_language(src_lang, "data.src_lang")
         multi30k.check_language(tgt_lang, "data.tgt_lang")
         if src_lang == tgt_lang:
             raise DataError(f"data.src_lang and data.tgt_lang are both {src_lang!r}")
-        files = {split: {"src": str(multi30k.split_path(root, split, src_lang)),
-                         "tgt": str(multi30k.split_path(root, split, tgt_lang))}
-                 for split in STAGES}
-        super().__init__(**files, src_lang=src_lang, tgt_lang=tgt_lang, **kwargs)
+        test_sets = [test_sets] if isinstance(test_sets, str) else [str(n) for n in test_sets]
+        multi30k.check_test_sets(test_sets, (src_lang, tgt_lang))
+
+        def files(split: str) -> dict:
+            return {side: str(multi30k.split_path(root, split, lang))
+                    for side, lang in (("src", src_lang), ("tgt", tgt_lang))}
+
+        super().__init__(train=files("train"), val=files("val"), test=files(test_sets[0]),
+                         src_lang=src_lang, tgt_lang=tgt_lang, **kwargs)
+        self.test_sets = test_sets
+        self.files.update({name: files(name) for name in test_sets[1:]})
         self.root, self.url = root, url
 
     def prepare_data(self) -> None:
-        multi30k.ensure_files(self.root, (self.src_lang, self.tgt_lang), self.url)
+        multi30k.ensure_files(self.root, (self.src_lang, self.tgt_lang), self.url,
+                              self.test_sets)
 
     def _read(self, stage: str) -> ParallelText:
         self.prepare_data()

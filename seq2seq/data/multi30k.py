@@ -18,7 +18,14 @@ from seq2seq.data.errors import DataError
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("de", "en", "fr", "cs")
-SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
+SPLITS = {"train": "train", "val": "val"}
+# the test sets of the official repository and the languages each has
+TEST_SETS = {
+    "test_2016_flickr": ("cs", "de", "en", "fr"),
+    "test_2017_flickr": ("de", "en", "fr"),
+    "test_2017_mscoco": ("de", "en", "fr"),
+    "test_2018_flickr": ("cs", "de", "en", "fr"),
+}
 
 # sha256 of each raw file of the official repository
 SHA256 = {
@@ -34,6 +41,16 @@ SHA256 = {
     "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
     "test_2016_flickr.fr.gz": "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90",
     "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
+    "test_2017_flickr.de.gz": "a2c89666db00c495cd8513b9d708d5a3acc205d7de312ef2bf5fb7ebc1540aee",
+    "test_2017_flickr.en.gz": "76a444ee25172e72695cddb13ae4a3bda59430617be88e0bb46b60504f054074",
+    "test_2017_flickr.fr.gz": "3ba671ceb2299f3304ffafefea7a833d08632fbaf0ba18546f8a2ec2391af496",
+    "test_2017_mscoco.de.gz": "799e4854c25d601cb6cb6be29eabe5667734c61ace2f495e03e429031a0bc338",
+    "test_2017_mscoco.en.gz": "aab300bfb4427697987e02cd0aacd44bfe8aa50456231b6474c08038bbed2b58",
+    "test_2017_mscoco.fr.gz": "754f3072ba9f124569ba5258b32730fc1d214bbf8e0c6dfb2b74401676220db0",
+    "test_2018_flickr.cs.gz": "7d0a9db904f94c554a8c58049a9f3a5357c27f46cc3d710d70cb0b4a2585b8c2",
+    "test_2018_flickr.de.gz": "ddd0130c7d97482dc5197a02141dae8dd79f20f03586c480d675c09a32daf608",
+    "test_2018_flickr.en.gz": "ef4f4844037d4c5dea75c9a8ed5fd78905967a26f67c255e230cc9780032654d",
+    "test_2018_flickr.fr.gz": "fb2b83fcceb937a4f7e3e93c1c51c22aba92f1e342391e6b5ba392b16a920501",
 }
 
 
@@ -45,9 +62,28 @@ def check_language(lang: str, option: str) -> None:
         )
 
 
+def check_test_sets(names: list[str], langs: tuple[str, ...]) -> None:
+    """`names` (data.test_sets) must be known test sets, each with text in every one of
+    `langs`, none named twice, at least one."""
+    choices = "; ".join(f"{n} ({', '.join(ls)})" for n, ls in TEST_SETS.items())
+    if not names:
+        raise DataError(f"data.test_sets is empty; name at least one of: {choices}")
+    for name in names:
+        if name not in TEST_SETS:
+            raise DataError(f"data.test_sets: {name!r} is not a Multi30k task 1 test set; "
+                            f"choose from: {choices}")
+        missing = [lang for lang in langs if lang not in TEST_SETS[name]]
+        if missing:
+            raise DataError(f"data.test_sets: {name} has no {missing[0]} text; the test sets "
+                            f"and their languages: {choices}")
+    if len(set(names)) < len(names):
+        raise DataError(f"data.test_sets names a test set twice: {', '.join(names)}")
+
+
 def split_path(root: str | Path, split: str, lang: str) -> Path:
-    """Where the file of `split` (train, val, test) in `lang` lives under `root`."""
-    return Path(root) / "multi30k" / f"{SPLITS[split]}.{lang}.gz"
+    """Where the file of `split` (train, val or a test set's name) in `lang` lives under
+    `root`."""
+    return Path(root) / "multi30k" / f"{SPLITS.get(split, split)}.{lang}.gz"
 
 
 def download(name: str, dest: Path, base_url: str, timeout: float = 60.0) -> Path:
@@ -81,12 +117,14 @@ def download(name: str, dest: Path, base_url: str, timeout: float = 60.0) -> Pat
 
 
 def ensure_files(
-    root: str | Path, langs: tuple[str, ...], base_url: str, verify: bool = False
+    root: str | Path, langs: tuple[str, ...], base_url: str, test_sets: list[str],
+    verify: bool = False,
 ) -> None:
-    """Make sure every split of every language in `langs` is under `root`, downloading what is
-    missing. With `verify`, files already present are checked against their sha256 too."""
+    """Make sure the training and validation splits and the `test_sets` of every language in
+    `langs` are under `root`, downloading what is missing. With `verify`, files already present
+    are checked against their sha256 too."""
     for lang in langs:
-        for split in SPLITS:
+        for split in (*SPLITS, *test_sets):
             path = split_path(root, split, lang)
             if path.is_file():
                 if verify and file_digest(path) != SHA256[path.name]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,30 @@ import pytest
 from seq2seq.data.corpus import read_lines
 from seq2seq.pipeline import train
 from tests.conftest import compose_train
+
+# a tiny model trained on the CPU, with a small vocabulary and batches, that prints no examples
+TINY = ["data.vocab_size=300", "data.max_tokens=400", "model=gru_bahdanau", "model.emb_size=32",
+        "model.encoder.hidden_size=32", "model.decoder.hidden_size=48", "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false", "logger=csv", "show_examples=0"]
+
+
+def tiny_multi30k(root: Path, data_root: Path, extra: dict[str, int], n: int = 300) -> Path:
+    """root/multi30k/ holding the first `n` training pairs, 40 validation and 40
+    test_2016_flickr pairs (de, en) of the Multi30k copy, and for each `extra` test set name a
+    small stand-in of that many pairs (validation pairs 40, 41, ...). Returns root."""
+    m, out = data_root / "multi30k", root / "multi30k"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, k in (("train", n), ("val", 40), ("test_2016_flickr", 40)):
+        for lang in ("de", "en"):
+            lines = read_lines(m / f"{name}.{lang}.gz")[:k]
+            (out / f"{name}.{lang}.gz").write_bytes(gzip.compress(
+                ("\n".join(lines) + "\n").encode("utf-8")))
+    for name, k in extra.items():
+        for lang in ("de", "en"):
+            lines = read_lines(m / f"val.{lang}.gz")[40:40 + k]
+            (out / f"{name}.{lang}.gz").write_bytes(gzip.compress(
+                ("\n".join(lines) + "\n").encode("utf-8")))
+    return root
 
 
 def tiny_overrides(tmp: Path, data_root: Path, n: int = 300) -> list[str]:
@@ -23,10 +48,7 @@ def tiny_overrides(tmp: Path, data_root: Path, n: int = 300) -> list[str]:
         "data=parallel_files",
         *(f"data.{s}.{side}={tmp}/{s}.{lang}" for s in ("train", "val", "test")
           for side, lang in (("src", "de"), ("tgt", "en"))),
-        f"data.cache_dir={tmp}/cache", "data.vocab_size=300", "data.max_tokens=400",
-        "model=gru_bahdanau", "model.emb_size=32", "model.encoder.hidden_size=32",
-        "model.decoder.hidden_size=48", "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false", "logger=csv", "show_examples=0",
+        f"data.cache_dir={tmp}/cache", *TINY,
     ]
 
 

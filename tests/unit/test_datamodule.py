@@ -96,3 +96,26 @@ def test_a_training_pattern_matching_nothing_fails_when_the_direction_is_recorde
     with pytest.raises(DataError, match=r"^data.train.src: the pattern .*corpus/\*.de' matches "
                                         r"no file \(looked in .*corpus, which is not a folder\)"):
         dm.description()
+
+
+def test_the_readme_command_scores_every_multi30k_test_set(data_root):
+    sets = ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"]
+    dm = datamodule("experiment=multi30k_quick", f"data.test_sets=[{','.join(sets)}]",
+                    f"data.root={data_root}")
+    assert dm.test_sets == sets
+    assert dm.files["test"]["src"].endswith("multi30k/test_2016_flickr.de.gz")
+    assert dm.files["test_2018_flickr"]["tgt"].endswith("multi30k/test_2018_flickr.en.gz")
+    assert datamodule(f"data.root={data_root}").test_sets == ["test_2016_flickr"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.test_sets=[test_2017_mscoco]", "data.src_lang=cs"],
+     "data.test_sets: test_2017_mscoco has no cs text"),
+    (["data.test_sets=[test_2016_flickr,test_2016]"],
+     "data.test_sets: 'test_2016' is not a Multi30k task 1 test set; choose from: "
+     "test_2016_flickr"),
+])
+def test_unknown_or_unsupported_test_sets_are_refused_at_construction(data_root, overrides,
+                                                                       message):
+    with pytest.raises(DataError, match=message):
+        datamodule(f"data.root={data_root}", *overrides)

@@ -115,3 +115,52 @@ def test_logged_evaluation_figures_are_the_corpus_figures():
     # a token-weighted mean of the batches' perplexities is not the corpus perplexity
     weighted = sum(n * p for n, p in batch_ppl) / sum(n for n, _ in batch_ppl)
     assert logged["val/ppl"] != pytest.approx(weighted, rel=1e-4)
+
+
+class _TestSets(_Splits):
+    """Two named test sets: "a" (the batches, every reference "x"; its split is "test") and
+    "b" (the second batch only, whose references are `b_refs`)."""
+
+    test_sets = ["a", "b"]
+
+    def __init__(self, batches, b_refs: list[str]):
+        super().__init__(batches)
+        self.b_refs = b_refs
+
+    def test_dataloader(self):
+        return [self._loader(self.batches), self._loader(self.batches[1:])]
+
+    def references(self, split: str) -> list[str]:
+        return {"test": ["x"] * 12, "b": ["x"] * 4 + self.b_refs}[split]
+
+
+def test_each_test_set_is_scored_on_its_own_and_the_first_is_the_headline():
+    tiny = ["model.emb_size=16", "model.encoder.hidden_size=12", "model.decoder.hidden_size=20"]
+    torch.manual_seed(0)
+    module = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
+    module.set_tokenizers(None, _Ids())
+    g = torch.Generator().manual_seed(0)
+    batches = [collate([(i, torch.randint(4, 50, (3,), generator=g),
+                         torch.randint(4, 60, (4,), generator=g)) for i in range(4)]),
+               collate([(i, torch.randint(4, 50, (9,), generator=g),
+                         torch.randint(4, 60, (12,), generator=g)) for i in range(4, 12)])]
+    module.eval()
+    with torch.no_grad():
+        b_hyps = _Ids().decode([h[0].tokens for h in module.search(batches[1])])
+        b_loss = module._loss(batches[1])
+    data = _TestSets(batches, b_refs=b_hyps)  # "b" scores 100 BLEU
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    logged = trainer.test(module, datamodule=data, verbose=False)[0]
+    assert not [k for k in logged if "dataloader_idx" in k]
+    assert list(module.test_scores) == list(module.test_outputs) == ["a", "b"]
+    assert sorted(module.test_outputs["a"]) == list(range(12))
+    assert module.test_outputs["b"] == dict(zip(range(4, 12), b_hyps, strict=True))
+    assert logged["test/b/loss"] == pytest.approx(float(b_loss[0]) / b_loss[2], rel=1e-5)
+    assert logged["test/b/bleu"] == pytest.approx(module.test_scores["b"].bleu)
+    assert logged["test/b/bleu"] == pytest.approx(100.0)
+    assert logged["test/a/bleu"] == logged["test/bleu"] < 100.0
+    for figure in ("loss", "ppl", "chrf", "len_ratio", "unk_share", "attention_entropy"):
+        assert logged[f"test/a/{figure}"] == logged[f"test/{figure}"]
+    for figure in ("loss", "ppl", "chrf", "attention_entropy"):  # of "b" alone
+        assert logged[f"test/b/{figure}"] != logged[f"test/{figure}"]
