@@ -212,11 +212,23 @@ class Seq2SeqModule(L.LightningModule):
         # sums, not per-batch means: the figures are ratios of corpus sums (logged in _score)
         loss_sum, nll_sum, ntok = self._eval_loss(batch)
         best = []
-        if self.tgt_tokenizer is not None:
-            best = [h[0] for h in self.search(batch)]
+        decoded = self._decoded_rows(batch, stage)
+        if self.tgt_tokenizer is not None and len(decoded):
+            best = [h[0] for h in self.search(decoded)]
             texts = self.tgt_tokenizer.decode([h.tokens for h in best])
-            self._outputs.setdefault(stage, {}).update(zip(batch.ids.tolist(), texts, strict=True))
+            self._outputs.setdefault(stage, {}).update(
+                zip(decoded.ids.tolist(), texts, strict=True))
         self.corpus_stats[stage].update(loss_sum, nll_sum, ntok, best)
+
+    def _decoded_rows(self, batch: Batch, stage: str) -> Batch:
+        """The pairs of `batch` to decode: those of the datamodule's `decoded_mask` (a fixed
+        subset of the validation set, data.val_max_sentences), else all."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        mask = getattr(datamodule, "decoded_mask", lambda split: None)(stage)
+        if mask is None:
+            return batch
+        keep = mask[batch.ids.cpu()].nonzero().squeeze(1)  # [N] rows of the batch
+        return batch if len(keep) == len(batch) else batch.select(keep.to(batch.ids.device))
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

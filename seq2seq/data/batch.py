@@ -42,6 +42,17 @@ class Batch:
         """Pairs start..stop-1 of the batch (views, same padded lengths)."""
         return self._map(lambda t: t[start:stop])
 
+    def select(self, index: torch.Tensor) -> Batch:
+        """Pairs `index` ([N] long) of the batch, padding cut to their longest source and
+        target (search and the encoder expect S = the longest source)."""
+        part = self._map(lambda t: t[index])
+        s = int(part.src_lengths.max()) if len(part) else 0
+        part.src, part.src_mask = part.src[:, :s], part.src_mask[:, :s]
+        if part.tgt_out is not None:
+            t = int((part.tgt_out != PAD_ID).sum(1).max()) if len(part) else 0
+            part.tgt_in, part.tgt_out = part.tgt_in[:, :t], part.tgt_out[:, :t]
+        return part
+
     def to(self, device: torch.device | str) -> Batch:
         return self._map(lambda t: t.to(device, non_blocking=True))
 

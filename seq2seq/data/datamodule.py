@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from seq2seq.data import multi30k
@@ -17,6 +18,15 @@ from seq2seq.data.sampler import BucketBatchSampler, ordered_batches
 from seq2seq.data.tokenizer import SubwordTokenizer, train_or_load
 
 log = logging.getLogger(__name__)
+
+
+def decoded_subset(num_pairs: int, max_sentences: int | None) -> torch.Tensor:
+    """[num_pairs] bool, True = decoded: the first min(max_sentences, num_pairs) pairs of a split
+    (all if max_sentences is None). The first ones, not a sample, so the subset is the same at
+    every validation and in every run on the same files, and BLEU stays comparable."""
+    keep = torch.zeros(num_pairs, dtype=torch.bool)
+    keep[: num_pairs if max_sentences is None else max_sentences] = True
+    return keep
 
 
 class ParallelDataModule(L.LightningDataModule):
@@ -34,6 +44,8 @@ class ParallelDataModule(L.LightningDataModule):
         max_tokens: token budget of a training batch (padded tokens), or None.
         batch_size: sentences per training batch when max_tokens is None.
         eval_max_tokens: token budget of validation and test batches.
+        val_max_sentences: validation pairs decoded for BLEU and the other output figures
+            (the first N, see `decoded_mask`), or None for all; the loss uses every pair.
         seed: seed of the batch shuffling (epoch e uses seed + e).
         num_workers: DataLoader worker processes.
         src_lang, tgt_lang: names of the two languages, recorded in checkpoints so that
@@ -55,6 +67,7 @@ class ParallelDataModule(L.LightningDataModule):
         max_tokens: int | None,
         batch_size: int | None,
         eval_max_tokens: int,
+        val_max_sentences: int | None,
         seed: int,
         num_workers: int,
         src_lang: str | None,
@@ -65,12 +78,17 @@ class ParallelDataModule(L.LightningDataModule):
             raise DataError(f"data.vocab_type={vocab_type!r}: choose unigram or bpe")
         if max_tokens is not None and batch_size is not None:
             batch_size = None  # a token budget wins over a sentence count
+        if val_max_sentences is not None and val_max_sentences < 1:
+            raise DataError(f"data.val_max_sentences={val_max_sentences}: give a positive "
+                            "number of sentences, or null to decode every validation pair")
         self.files = {k: dict(v) for k, v in (("train", train), ("val", val), ("test", test))
                       if v is not None}
         self.cache_dir = Path(cache_dir)
         self.vocab_size, self.vocab_type, self.joint_vocab = vocab_size, vocab_type, joint_vocab
         self.max_len, self.max_tokens, self.batch_size = max_len, max_tokens, batch_size
         self.eval_max_tokens, self.seed, self.num_workers = eval_max_tokens, seed, num_workers
+        self.val_max_sentences = val_max_sentences
+        self._decoded: dict[str, torch.Tensor] = {}
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         # names of the test sets, in the order of test_dataloader's loaders; the first is the
         # headline one, also called "test" (Multi30k: data.test_sets)
@@ -173,6 +191,17 @@ class ParallelDataModule(L.LightningDataModule):
 
     def sources(self, split: str) -> list[str]:
         return self._read(self._split(split)).src
+
+    def decoded_mask(self, split: str) -> torch.Tensor | None:
+        """[pairs of `split`] bool, True = an example id the module decodes and scores (BLEU,
+        chrF, unk_share, attention_entropy); None: every pair. Only validation is cut
+        (data.val_max_sentences), to the same pairs at every call."""
+        if split != "val" or self.val_max_sentences is None:
+            return None
+        if split not in self._decoded:
+            self._decoded[split] = decoded_subset(len(self.references(split)),
+                                                  self.val_max_sentences)
+        return self._decoded[split]
 
     # -- loaders ------------------------------------------------------------------------------
 

@@ -22,3 +22,15 @@ def test_source_only_batches_and_empty_source():
     b = collate([(0, torch.tensor([], dtype=torch.int32), None), (1, torch.tensor([5]), None)])
     assert b.tgt_in is None and b.src_lengths.tolist() == [1, 2]
     assert b.src_mask.sum(1).tolist() == [1, 2]
+
+
+def test_select_keeps_rows_and_cuts_padding_to_them():
+    batch = collate([(0, torch.tensor([5, 6, 7, 8]), torch.tensor([5, 6, 7])),
+                     (1, torch.tensor([5]), torch.tensor([6])),
+                     (2, torch.tensor([5, 6]), torch.tensor([7, 8]))])
+    part = batch.select(torch.tensor([1, 2]))
+    assert part.ids.tolist() == [1, 2] and part.src_lengths.tolist() == [2, 3]
+    assert part.src.shape == part.src_mask.shape == (2, 3)
+    assert part.tgt_in.shape == part.tgt_out.shape == (2, 3)
+    assert part.src[1].tolist() == [5, 6, EOS_ID]
+    assert part.tgt_out[0].tolist() == [6, EOS_ID, PAD_ID]

@@ -3,6 +3,7 @@ import gzip
 import pytest
 import torch
 
+from seq2seq.data.datamodule import decoded_subset
 from seq2seq.data.errors import DataError
 from seq2seq.pipeline import build_datamodule
 from tests.conftest import compose_train
@@ -119,3 +120,22 @@ def test_unknown_or_unsupported_test_sets_are_refused_at_construction(data_root,
                                                                        message):
     with pytest.raises(DataError, match=message):
         datamodule(f"data.root={data_root}", *overrides)
+
+
+def test_decoded_subset_is_the_first_n_pairs_or_all():
+    assert decoded_subset(5, 3).tolist() == [True, True, True, False, False]
+    assert decoded_subset(3, 10).tolist() == [True] * 3
+    assert decoded_subset(4, None).all() and decoded_subset(0, 2).numel() == 0
+
+
+def test_val_max_sentences_fixes_the_decoded_validation_pairs(tmp_path):
+    (tmp_path / "s").write_text("".join(f"ein satz {i}\n" for i in range(30)))
+    (tmp_path / "t").write_text("".join(f"a sentence {i}\n" for i in range(30)))
+    dm = parallel_files(tmp_path, "data.vocab_size=40", "data.val_max_sentences=12")
+    first = dm.decoded_mask("val")
+    assert int(first.sum()) == 12 and first[:12].all() and dm.decoded_mask("val") is first
+    assert dm.decoded_mask("test") is None
+    assert parallel_files(tmp_path, "data.val_max_sentences=99").decoded_mask("val").sum() == 30
+    assert parallel_files(tmp_path).decoded_mask("val") is None
+    with pytest.raises(DataError, match="data.val_max_sentences=0"):
+        parallel_files(tmp_path, "data.val_max_sentences=0")
