@@ -14,7 +14,7 @@ from seq2seq.data.batch import collate
 from seq2seq.data.corpus import ParallelText, corpus_name, expand_files, read_parallel
 from seq2seq.data.dataset import PairDataset, numericalize
 from seq2seq.data.errors import DataError
-from seq2seq.data.sampler import BucketBatchSampler, ordered_batches
+from seq2seq.data.sampler import BucketBatchSampler, ResumableLoader, ordered_batches
 from seq2seq.data.tokenizer import SubwordTokenizer, train_or_load
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class ParallelDataModule(L.LightningDataModule):
         self.text: dict[str, ParallelText] = {}
         self.datasets: dict[str, PairDataset] = {}
         self.train_sampler: BucketBatchSampler | None = None
+        self._train_loader: ResumableLoader | None = None
+        self._train_position: dict[str, int] | None = None  # from a checkpoint, see load_state_dict
 
     def description(self) -> dict:
         """What a model trained on this data must remember: {max_len, src, tgt}, the languages
@@ -219,8 +221,26 @@ class ParallelDataModule(L.LightningDataModule):
         )
         log.info("training batches: %d per rank, padding efficiency %.3f",
                  len(self.train_sampler), self.train_sampler.padding_efficiency())
-        return DataLoader(data, batch_sampler=self.train_sampler, collate_fn=collate,
-                          num_workers=self.num_workers)
+        self._train_loader = ResumableLoader(data, batch_sampler=self.train_sampler,
+                                             collate_fn=collate, num_workers=self.num_workers)
+        if self._train_position is not None:
+            self._train_loader.load_state_dict(self._train_position)
+            self._train_position = None
+        return self._train_loader
+
+    def state_dict(self) -> dict:
+        # The training loader's place in the epoch, for a run resumed mid-epoch. Lightning also
+        # saves it with its fit loop but loads it from there only if the loader is built after
+        # the checkpoint is restored; configure_optimizers (trainer.estimated_stepping_batches)
+        # builds it before. The datamodule's state is restored before either.
+        loader = self._train_loader
+        return {} if loader is None else {"train_position": loader.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_position = state.get("train_position")
+        if self._train_position is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict(self._train_position)
+            self._train_position = None
 
     def _eval_loader(self, split: str) -> DataLoader:
         data = self._dataset(split)

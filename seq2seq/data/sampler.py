@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from seq2seq.data.errors import DataError
 
@@ -54,10 +54,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip), see resume_at
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Set `epoch` and make its next pass skip this rank's first `batches` batches: a run
+        resumed from a mid-epoch checkpoint continues at the next batch of the same order
+        (Lightning does not call on_train_epoch_start when it resumes mid-epoch)."""
+        self.epoch, self._resume = epoch, (epoch, batches)
 
     def _all_batches(self) -> list[list[int]]:
         if self._cache is not None and self._cache[0] == self.epoch:
@@ -90,7 +97,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._all_batches()[self.rank :: self.num_replicas]
+        skip, self._resume = (self._resume or (None, 0)), None
+        start = skip[1] if skip[0] == self.epoch else 0
+        yield from self._all_batches()[self.rank :: self.num_replicas][start:]
 
     def __len__(self) -> int:
         return len(self._all_batches()) // self.num_replicas
@@ -103,6 +112,32 @@ class BucketBatchSampler(Sampler[list[int]]):
             real += int(s.sum() + t.sum())
             padded += len(b) * int(s.max() + t.max())
         return real / max(padded, 1)
+
+
+class ResumableLoader(DataLoader):
+    """The training DataLoader, whose place in the epoch travels in Lightning's checkpoints.
+
+    Lightning saves `state_dict()` with the fit loop (a plain DataLoader has none, and a run
+    resumed mid-epoch would start the epoch's batches over) and, when it resumes mid-epoch, calls
+    `load_state_dict()` before iterating: the batch sampler (a BucketBatchSampler) then skips the
+    batches already trained, without loading them. Batches are counted as they leave the loader,
+    so batches that workers have prefetched do not count.
+    """
+
+    _served = 0
+
+    def __iter__(self) -> Iterator:
+        resume = getattr(self.batch_sampler, "_resume", None)
+        self._served = resume[1] if resume and resume[0] == self.batch_sampler.epoch else 0
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.batch_sampler.epoch), "batches": int(self._served)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.batch_sampler.resume_at(int(state["epoch"]), int(state["batches"]))
 
 
 def ordered_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], max_tokens: int,

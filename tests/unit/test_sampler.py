@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from seq2seq.data.errors import DataError
-from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.sampler import BucketBatchSampler, ResumableLoader
 
 
 def _lengths(n=1003, seed=0):
@@ -59,3 +59,46 @@ def test_budget_smaller_than_longest_example_is_refused():
 def test_sorting_keeps_padding_low():
     src, tgt = _lengths(5000)
     assert BucketBatchSampler(src, tgt, max_tokens=2000).padding_efficiency() > 0.5
+
+
+def _ids(batch):
+    return list(batch)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_loader_resumed_mid_epoch_continues_at_the_next_batch(workers):
+    src, tgt = _lengths(300)
+
+    def loader(world=2, rank=1):
+        sampler = BucketBatchSampler(src, tgt, max_tokens=500, seed=7, num_replicas=world,
+                                     rank=rank)
+        return ResumableLoader(list(range(len(src))), batch_sampler=sampler, collate_fn=_ids,
+                               num_workers=workers)
+
+    full = loader()
+    full.batch_sampler.set_epoch(3)
+    epoch3 = list(full)
+    first = loader()
+    first.batch_sampler.set_epoch(3)
+    it = iter(first)
+    head = [next(it) for _ in range(5)]  # workers have prefetched more: those do not count
+    state = first.state_dict()
+    assert state == {"epoch": 3, "batches": 5} and head == epoch3[:5]
+
+    resumed = loader()
+    resumed.load_state_dict(state)  # sets the epoch too (no on_train_epoch_start mid-epoch)
+    assert len(resumed) == len(epoch3)
+    assert list(resumed) == epoch3[5:]
+    assert resumed.state_dict() == {"epoch": 3, "batches": len(epoch3)}
+    resumed.batch_sampler.set_epoch(4)  # the next epoch is whole again
+    full.batch_sampler.set_epoch(4)
+    assert list(resumed) == list(full)
+
+
+def test_loader_resumed_from_an_epoch_end_starts_the_next_epoch_whole():
+    src, tgt = _lengths(300)
+    sampler = BucketBatchSampler(src, tgt, max_tokens=500, seed=7)
+    loader = ResumableLoader(list(range(len(src))), batch_sampler=sampler, collate_fn=_ids)
+    loader.load_state_dict({"epoch": 2, "batches": len(sampler)})
+    sampler.set_epoch(3)
+    assert len(list(loader)) == len(sampler)
