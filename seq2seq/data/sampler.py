@@ -66,6 +66,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         (Lightning does not call on_train_epoch_start when it resumes mid-epoch)."""
         self.epoch, self._resume = epoch, (epoch, batches)
 
+    def batches_to_skip(self) -> int:
+        """This rank's batches of the current epoch that its next pass skips (see resume_at)."""
+        return self._resume[1] if self._resume and self._resume[0] == self.epoch else 0
+
     def _all_batches(self) -> list[list[int]]:
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]
@@ -97,8 +101,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        skip, self._resume = (self._resume or (None, 0)), None
-        start = skip[1] if skip[0] == self.epoch else 0
+        start, self._resume = self.batches_to_skip(), None
         yield from self._all_batches()[self.rank :: self.num_replicas][start:]
 
     def __len__(self) -> int:
@@ -127,8 +130,7 @@ class ResumableLoader(DataLoader):
     _served = 0
 
     def __iter__(self) -> Iterator:
-        resume = getattr(self.batch_sampler, "_resume", None)
-        self._served = resume[1] if resume and resume[0] == self.batch_sampler.epoch else 0
+        self._served = self.batch_sampler.batches_to_skip()
         for batch in super().__iter__():
             self._served += 1
             yield batch
