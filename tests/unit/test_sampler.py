@@ -102,3 +102,36 @@ def test_loader_resumed_from_an_epoch_end_starts_the_next_epoch_whole():
     loader.load_state_dict({"epoch": 2, "batches": len(sampler)})
     sampler.set_epoch(3)
     assert len(list(loader)) == len(sampler)
+
+
+def _reference_batches(src, tgt, max_tokens, seed, epoch=0):
+    """The batching rule written example by example: sort by (tgt, src, random tie), add each
+    example while (count + 1) * longest fits the budget, then shuffle the batches."""
+    rng = np.random.default_rng(seed + epoch)
+    order = np.lexsort((rng.random(len(src)), src, tgt))
+    batches, current, longest = [], [], 0
+    for i in order.tolist():
+        size = max(src[i], tgt[i])
+        if current and (len(current) + 1) * max(longest, size) > max_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    batches.append(current)
+    return [batches[j] for j in rng.permutation(len(batches))]
+
+
+@pytest.mark.parametrize("n, budget", [(1, 100), (997, 240), (3000, 1000), (5000, 80)])
+def test_vectorised_batching_matches_the_example_by_example_rule(n, budget):
+    src, tgt = _lengths(n, seed=n)
+    src, tgt = np.minimum(src, budget), np.minimum(tgt, budget)
+    for epoch in (0, 2):
+        s = BucketBatchSampler(src, tgt, max_tokens=budget, seed=5)
+        s.set_epoch(epoch)
+        assert list(s) == _reference_batches(src, tgt, budget, seed=5, epoch=epoch)
+
+
+def test_padding_efficiency_counts_each_batch_longest_side():
+    s = BucketBatchSampler([3, 1, 2], [1, 4, 2], batch_size=3, shuffle=False)
+    # one batch of 3: real 3+1+2 + 1+4+2 = 13, padded 3 * (3 + 4) = 21
+    assert s.padding_efficiency() == pytest.approx(13 / 21)
