@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install train test test-fast bench report table lint format clean
+.PHONY: help install train test test-fast bench bench-data report table lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test-fast: $(STAMP)  ## skip the tests marked slow
 
 bench: $(STAMP)  ## speed benchmark on the reference configuration (ARGS=--quick: under 2 minutes)
 	$(PY) experiments/benchmark.py $(ARGS)
+
+bench-data: $(STAMP)  ## data-layer benchmark: cold/warm set-up, memory of 2 ranks (ARGS="--pairs 1000000")
+	$(PY) experiments/data_benchmark.py $(ARGS)
 
 report: $(STAMP)  ## compare the runs under RUNS=DIR (a sweep dir): report.md and plots there
 	$(PY) experiments/report.py $(RUNS)
