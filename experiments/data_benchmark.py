@@ -17,8 +17,27 @@ not leak into the next:
     warm   the same from the filled cache: seconds to the first batch and the memory the data
            adds to a process that has imported everything
     ranks  2 processes at once (as 2 DDP ranks on one machine would) with 2 DataLoader workers
-           each, then 1 process alone; after 20 batches, with the workers alive, Rss, Pss and
-           USS of every process from /proc/<pid>/smaps_rollup
+           each, then 1 process alone; after --batches batches (default 200), with the workers
+           alive, the memory the DATA takes (below) and, for comparison, Rss, Pss and USS of
+           every whole process from /proc/<pid>/smaps_rollup
+
+What the data takes (the figures the target is about: at most 400 MiB for one rank, and 2 ranks
+together at most 1.2 times one rank):
+
+    mapped_pss_mib  of every rank and worker: the Pss of its mappings of files under the data
+                    cache folder (data.cache_dir; the memory-mapped token arrays), from
+                    /proc/<pid>/smaps. A page that both ranks map is split between them.
+    anon_added_mib  of every rank: RssAnon (/proc/self/status) after set-up and the batches
+                    minus RssAnon after the imports, just before the datamodule is built: the
+                    data's Python objects and arrays in the rank's own memory.
+    data_mib        per configuration: the sum of both over its processes. A worker's own
+                    anonymous growth is not attributable to the data (it is mostly copy-on-write
+                    of the rank's heap as reference counts are touched), so only its mapped
+                    Pss counts; its whole-process USS is listed beside it.
+
+Whole-process Pss is dominated by torch and the Python heap, which every process holds
+privately, so its 2-to-1 ratio stays near 2 whatever the data layer does; it is reported as
+whole-process (torch included), after the data figures.
 
 Why per-process memory: under DDP every rank loads the training data, and each of its DataLoader
 workers is a forked copy of the rank. Rss counts shared pages in every process that maps them,
@@ -26,8 +45,9 @@ so summing it overstates the total; Pss splits each shared page among its sharer
 all processes adds up to what the machine really holds, and USS (private pages) is what a process
 alone costs. Data held as Python objects turns private in every worker as reference counts
 touch its pages (copy-on-write); data memory-mapped from one cache file stays shared. The
-ratio of the 2-rank total Pss to the 1-rank one shows which: near 2 when every rank holds its
-own copy, lower when the ranks share it.
+ratio of the 2-rank data_mib to the 1-rank one shows which: near 2 when every rank holds its
+own copy, lower when the ranks share it. Both ranks read the same cache folder and, not being
+real DDP ranks, each iterates the whole training set (the same batches).
 
 Prints the machine, a table (figure, value, unit) and one JSON line starting with
 {"benchmark": "data", ...} holding every figure.
@@ -39,6 +59,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +75,7 @@ if str(ROOT) not in sys.path:
 
 PHASES = ("cold", "warm", "ranks")
 VAL_LINES = 1000  # Multi30k val lines used for the val and test splits
-RANK_BATCHES = 20  # batches a rank takes before its memory is read
+RANK_BATCHES = 200  # default of --batches: batches a rank takes before its memory is read
 MIB = 1024 * 1024
 
 
@@ -118,7 +139,7 @@ def data_overrides(workdir: Path, num_workers: int, extra: list[str]) -> list[st
 # -- memory of this process and its children ----------------------------------------------------
 
 def status_mib(field: str, pid: int | str = "self") -> float:
-    """A memory line of /proc/<pid>/status (VmRSS, VmHWM = peak RSS) in MiB."""
+    """A memory line of /proc/<pid>/status (VmRSS, VmHWM = peak RSS, RssAnon) in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
@@ -134,6 +155,30 @@ def smaps_mib(pid: int) -> dict[str, float]:
         kb[key] = int(value.split()[0])
     return {"rss": kb["Rss"] / 1024, "pss": kb["Pss"] / 1024,
             "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024}
+
+
+_SMAPS_HEADER = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
+
+
+def mapped_pss_kib(smaps: str, folder: Path) -> int:
+    """Sum of the `Pss:` lines (kB) of the mappings in `smaps` (the text of /proc/<pid>/smaps)
+    whose file lies under `folder` (an absolute, resolved path). A mapping's header line is
+    "start-end perms offset dev inode [pathname]"; its pathname may hold spaces and ends in
+    " (deleted)" once the file is removed."""
+    total, inside = 0, False
+    for line in smaps.splitlines():
+        if _SMAPS_HEADER.match(line):
+            parts = line.split(None, 5)
+            path = parts[5].removesuffix(" (deleted)") if len(parts) == 6 else ""
+            inside = path.startswith("/") and Path(path).is_relative_to(folder)
+        elif inside and line.startswith("Pss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def mapped_pss_mib(pid: int, folder: Path) -> float:
+    """Pss in MiB of the files under `folder` that process `pid` maps."""
+    return mapped_pss_kib(Path(f"/proc/{pid}/smaps").read_text(), folder) / 1024
 
 
 def child_pids(pid: int) -> list[int]:
@@ -211,28 +256,41 @@ def _wait_for(paths: list[Path], timeout: float, what: str) -> None:
 
 
 def phase_rank(args) -> dict:
-    """One simulated rank: the datamodule with `--workers` DataLoader workers, RANK_BATCHES
-    batches, then (once every rank got there) Rss/Pss/USS of itself and its live workers."""
+    """One simulated rank: the datamodule with `--workers` DataLoader workers, `--batches`
+    batches, then (once every rank got there) of itself and its live workers: the Pss of the
+    cache files they map, the rank's anonymous memory added since just before the datamodule
+    was built, and whole-process Rss/Pss/USS."""
+    import torch  # noqa: F401  (imported before the "before" reading, as any trainer would)
+
+    import seq2seq.pipeline  # noqa: F401
+
     cfg = compose_config(data_overrides(args.workdir, args.workers, args.override))
+    cache = Path(str(cfg.data.cache_dir)).resolve()  # relative to this process's cwd, ROOT
+    anon_before = status_mib("RssAnon")
     loader, batches = first_batch(cfg)
     taken = 1
     # the iterator must stay open (the workers exit when it runs out): stop before its end
-    for _ in range(min(RANK_BATCHES, len(loader) - 1) - 1):
+    for _ in range(min(args.batches, len(loader) - 1) - 1):
         next(batches)
         taken += 1
+    anon_added = status_mib("RssAnon") - anon_before
     sync = Path(args.sync_dir)
     ranks = range(args.ranks)
     (sync / f"ready-{args.rank}").touch()
     _wait_for([sync / f"ready-{r}" for r in ranks], args.sync_timeout, "every rank's batches")
     workers = child_pids(os.getpid())
-    procs = [{"role": f"rank{args.rank}", "pid": os.getpid(), **smaps_mib(os.getpid())}]
-    procs += [{"role": f"rank{args.rank}/worker{i}", "pid": p, **smaps_mib(p)}
+    me = os.getpid()
+    procs = [{"role": f"rank{args.rank}", "pid": me, "mapped_pss_mib": mapped_pss_mib(me, cache),
+              "anon_added_mib": anon_added, **smaps_mib(me)}]
+    procs += [{"role": f"rank{args.rank}/worker{i}", "pid": p,
+               "mapped_pss_mib": mapped_pss_mib(p, cache), **smaps_mib(p)}
               for i, p in enumerate(workers)]
     # stay alive (and mapped) until every rank has read its memory
     (sync / f"measured-{args.rank}").touch()
     _wait_for([sync / f"measured-{r}" for r in ranks], args.sync_timeout, "every rank's reading")
     del batches
-    return {"batches": taken, "processes": procs}
+    return {"batches": taken, "cache_dir": str(cache),
+            "npy_files": sum(1 for _ in cache.rglob("*.npy")), "processes": procs}
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -240,6 +298,7 @@ def phase_rank(args) -> dict:
 def _phase_command(args, phase: str, **extra) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase,
            "--workdir", str(args.workdir), "--workers", str(args.workers),
+           "--batches", str(args.batches),
            "--sync-timeout", str(args.sync_timeout)]
     for key, value in extra.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
@@ -269,7 +328,8 @@ def run_phase(args, phase: str) -> dict:
 
 def run_ranks(args, ranks: int) -> dict:
     """`ranks` rank processes started at once, synchronised through files in a fresh folder:
-    their processes and the totals of Rss, Pss and USS."""
+    their processes, the data totals (mapped_pss over every process, anon_added over the ranks,
+    data = both) and the whole-process totals of Rss, Pss and USS."""
     sync = Path(tempfile.mkdtemp(prefix="sync-", dir=args.workdir))
     procs = [subprocess.Popen(_phase_command(args, "rank", rank=r, ranks=ranks, sync_dir=sync),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -281,8 +341,12 @@ def run_ranks(args, ranks: int) -> dict:
             if p.poll() is None:
                 p.kill()
     rows = [row for r in results for row in r["processes"]]
-    total = {k: sum(row[k] for row in rows) for k in ("rss", "pss", "uss")}
-    return {"processes": rows, "batches": min(r["batches"] for r in results), **total}
+    total = {k: sum(row.get(k, 0.0) for row in rows) for k in ("rss", "pss", "uss")}
+    total |= {k: sum(row.get(f"{k}_mib", 0.0) for row in rows)
+              for k in ("mapped_pss", "anon_added")}
+    total["data"] = total["mapped_pss"] + total["anon_added"]
+    return {"processes": rows, "batches": min(r["batches"] for r in results),
+            "cache_dir": results[0]["cache_dir"], "npy_files": results[0]["npy_files"], **total}
 
 
 def machine() -> dict:
@@ -308,6 +372,16 @@ def table_rows(result: dict) -> list[tuple[str, object, str]]:
     """(figure, value, unit) rows of the figures present in `result`."""
     names = [
         ("pairs", "training pairs written", "pairs"),
+        ("ranks1_data_mib", "DATA, 1 rank + workers: mapped cache Pss + rank anon added", "MiB"),
+        ("ranks2_data_mib", "DATA, 2 ranks + workers: mapped cache Pss + ranks' anon added",
+         "MiB"),
+        ("ranks_data_ratio", "DATA 2 ranks / 1 rank", "x"),
+        ("ranks1_mapped_pss_mib", "  1 rank: mapped cache Pss (rank + workers)", "MiB"),
+        ("ranks1_anon_added_mib", "  1 rank: anon added by the data (rank)", "MiB"),
+        ("ranks2_mapped_pss_mib", "  2 ranks: mapped cache Pss (ranks + workers)", "MiB"),
+        ("ranks2_anon_added_mib", "  2 ranks: anon added by the data (ranks)", "MiB"),
+        ("ranks_npy_files", "  .npy files in the cache", "files"),
+        ("ranks_batches", "  batches each rank took before reading memory", "batches"),
         ("train_pairs_kept", "training pairs kept (data.max_len)", "pairs"),
         ("cold_seconds", "cold: build to first batch", "s"),
         ("cold_peak_rss_mib", "cold: peak RSS", "MiB"),
@@ -318,14 +392,16 @@ def table_rows(result: dict) -> list[tuple[str, object, str]]:
         ("warm_rss_after_mib", "warm: RSS at first batch", "MiB"),
         ("warm_data_adds_mib", "warm: data adds", "MiB"),
         ("warm_peak_rss_mib", "warm: peak RSS", "MiB"),
-        ("ranks_batches", "ranks: batches before reading memory", "batches"),
-        ("ranks2_pss_mib", "2 ranks + workers: total Pss", "MiB"),
-        ("ranks2_uss_mib", "2 ranks + workers: total USS", "MiB"),
-        ("ranks2_rss_mib", "2 ranks + workers: total Rss (shared pages counted twice)", "MiB"),
-        ("ranks1_pss_mib", "1 rank + workers: total Pss", "MiB"),
-        ("ranks1_uss_mib", "1 rank + workers: total USS", "MiB"),
-        ("ranks1_rss_mib", "1 rank + workers: total Rss", "MiB"),
-        ("ranks_pss_ratio", "Pss 2 ranks / 1 rank", "x"),
+        ("ranks2_process_pss_mib", "whole processes (incl. torch), 2 ranks + workers: Pss",
+         "MiB"),
+        ("ranks2_process_uss_mib", "whole processes (incl. torch), 2 ranks + workers: USS",
+         "MiB"),
+        ("ranks2_process_rss_mib", "whole processes (incl. torch), 2 ranks + workers: Rss "
+         "(shared pages counted twice)", "MiB"),
+        ("ranks1_process_pss_mib", "whole processes (incl. torch), 1 rank + workers: Pss", "MiB"),
+        ("ranks1_process_uss_mib", "whole processes (incl. torch), 1 rank + workers: USS", "MiB"),
+        ("ranks1_process_rss_mib", "whole processes (incl. torch), 1 rank + workers: Rss", "MiB"),
+        ("ranks_process_pss_ratio", "whole-process Pss (incl. torch) 2 ranks / 1 rank", "x"),
     ]
     return [(label, result[key], unit) for key, label, unit in names if key in result]
 
@@ -345,11 +421,13 @@ def report(result: dict) -> None:
         print(f"  {f:<{w0}}  {v:>{w1}}  {u}")
     for n in (2, 1):
         if f"ranks{n}_processes" in result:
-            print(f"\n  {n} rank{'s' if n > 1 else ''}: {'process':<16} {'Rss':>9} {'Pss':>9} "
-                  f"{'USS':>9}  MiB")
+            print(f"\n  {n} rank{'s' if n > 1 else ''}: {'process':<16} {'mapped Pss':>10} "
+                  f"{'anon added':>10} {'Rss':>9} {'Pss':>9} {'USS':>9}  MiB (data | whole)")
             for p in result[f"ranks{n}_processes"]:
-                print(f"  {'':<{len(str(n)) + 7}}{p['role']:<16} {p['rss']:9.1f} {p['pss']:9.1f} "
-                      f"{p['uss']:9.1f}")
+                anon = (f"{p['anon_added_mib']:10.1f}" if "anon_added_mib" in p
+                        else f"{'-':>10}")
+                print(f"  {'':<{len(str(n)) + 7}}{p['role']:<16} {p['mapped_pss_mib']:10.1f} {anon} "
+                      f"{p['rss']:9.1f} {p['pss']:9.1f} {p['uss']:9.1f}")
 
 
 def benchmark(args) -> dict:
@@ -367,12 +445,24 @@ def benchmark(args) -> dict:
     if "warm" in args.phases:
         result.update(run_phase(args, "warm"))
     if "ranks" in args.phases:
+        data, whole = {}, {}
         for n in (2, 1):
             ranks = run_ranks(args, n)
-            result["ranks_batches"] = ranks["batches"]
-            result.update({f"ranks{n}_{k}_mib": ranks[k] for k in ("rss", "pss", "uss")})
-            result[f"ranks{n}_processes"] = ranks["processes"]
-        result["ranks_pss_ratio"] = result["ranks2_pss_mib"] / result["ranks1_pss_mib"]
+            data.update({f"ranks{n}_{k}_mib": ranks[k]
+                         for k in ("data", "mapped_pss", "anon_added")})
+            whole.update({f"ranks{n}_process_{k}_mib": ranks[k] for k in ("rss", "pss", "uss")})
+            whole[f"ranks{n}_processes"] = ranks["processes"]
+            data.update(ranks_batches=ranks["batches"], ranks_npy_files=ranks["npy_files"],
+                        ranks_cache_dir=ranks["cache_dir"])
+        data["ranks_data_ratio"] = (data["ranks2_data_mib"] / data["ranks1_data_mib"]
+                                    if data["ranks1_data_mib"] > 0 else None)
+        whole["ranks_process_pss_ratio"] = (whole["ranks2_process_pss_mib"]
+                                            / whole["ranks1_process_pss_mib"])
+        # the data figures first (after what names the run), then the rest
+        head = {k: result.pop(k) for k in ("benchmark", "pairs")}
+        first = ("ranks1_data_mib", "ranks2_data_mib", "ranks_data_ratio")
+        data = {**{k: data.pop(k) for k in first}, **dict(sorted(data.items()))}
+        result = {**head, **data, **result, **whole}
     return result
 
 
@@ -398,6 +488,9 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="Hydra override of the train config (repeatable), e.g. data.max_len=50")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of each rank")
+    p.add_argument("--batches", type=int, default=RANK_BATCHES,
+                   help="ranks: batches each rank takes before its memory is read (more touch "
+                   "more of the mapped token pages)")
     p.add_argument("--sync-timeout", type=float, default=600,
                    help="seconds a rank waits for the others")
     p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
@@ -412,6 +505,8 @@ def parse_args(argv: list[str] | None):
         p.error(f"--phases: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     if args.pairs < 1:
         p.error("--pairs must be at least 1")
+    if args.batches < 1:
+        p.error("--batches must be at least 1")
     return args
 
 

@@ -67,6 +67,55 @@ def test_memory_readings_of_a_process_and_its_children():
         child.wait()
 
 
+FAKE_SMAPS = """\
+55d0c0a00000-55d0c0a21000 r--p 00000000 08:01 1311 /usr/bin/python3.12
+Rss:                 132 kB
+Pss:                 100 kB
+Private_Dirty:         0 kB
+VmFlags: rd mr mw me dw sd
+7f1000000000-7f1000400000 r--s 00000000 08:01 2222 {cache}/data-abc/train.src.tokens.npy
+Size:               4096 kB
+Rss:                2048 kB
+Pss:                1024 kB
+Shared_Clean:       2048 kB
+VmFlags: rd sh mr mw me ms sd
+7f1000400000-7f1000500000 r--s 00000000 08:01 2223 {cache}/data-abc/a file.npy (deleted)
+Pss:                  10 kB
+7f1000500000-7f1000600000 rw-p 00000000 00:00 0
+Pss:                 500 kB
+7f1000600000-7f1000700000 r--s 00000000 08:01 2224 {cache}-other/data-abc/x.npy
+Pss:                  20 kB
+7f1000700000-7f1000800000 r--s 00000000 08:01 2225 {cache}/spm.model
+Pss:                   3 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+Pss:                  40 kB
+"""
+
+
+def test_mapped_pss_sums_only_the_mappings_under_the_cache_folder(tmp_path):
+    cache = tmp_path / "cache"
+    smaps = FAKE_SMAPS.format(cache=cache)
+    # the two .npy mappings (one with a space, deleted) and the model file; not the executable,
+    # the anonymous mapping, the [stack] nor a sibling folder whose name merely starts alike
+    assert db.mapped_pss_kib(smaps, cache) == 1024 + 10 + 3
+    assert db.mapped_pss_kib(smaps, cache / "data-abc") == 1024 + 10
+    assert db.mapped_pss_kib(smaps, tmp_path / "elsewhere") == 0
+    assert db.mapped_pss_kib("", cache) == 0
+
+
+def test_mapped_pss_of_a_live_process_sees_its_memory_mapped_file(tmp_path):
+    np = pytest.importorskip("numpy")
+    cache = tmp_path / "cache"
+    (cache / "data-k").mkdir(parents=True)
+    np.save(cache / "data-k" / "tokens.npy", np.arange(1 << 20, dtype=np.int32))  # 4 MiB
+    tokens = np.load(cache / "data-k" / "tokens.npy", mmap_mode="r")
+    assert int(tokens.sum()) == (1 << 20) * ((1 << 20) - 1) // 2  # touch every page
+    mapped = db.mapped_pss_mib(os.getpid(), cache.resolve())
+    assert 3.5 < mapped <= 4.1
+    assert db.mapped_pss_mib(os.getpid(), (tmp_path / "elsewhere").resolve()) == 0
+    del tokens
+
+
 def test_a_workdir_inside_the_repository_is_refused():
     inside = ROOT / "data_benchmark_should_not_exist"
     with pytest.raises(SystemExit, match="inside the repository"):
@@ -87,7 +136,7 @@ def test_end_to_end_figures_are_plausible(tmp_path, data_root):
     env = {**os.environ, "SEQ2SEQ_DATA_DIR": str(data_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "data_benchmark.py"), "--pairs", "3000",
-         "--workdir", str(work), "--keep", "--json-out", str(out)],
+         "--batches", "20", "--workdir", str(work), "--keep", "--json-out", str(out)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"benchmark": "data"')]
@@ -95,6 +144,10 @@ def test_end_to_end_figures_are_plausible(tmp_path, data_root):
     r = json.loads(lines[0])
     assert json.loads(out.read_text()) == r
     assert "cold: build to first batch" in proc.stdout  # the table
+    assert "DATA 2 ranks / 1 rank" in proc.stdout
+    # the data figures come first, after what names the run
+    assert list(r)[:5] == ["benchmark", "pairs", "ranks1_data_mib", "ranks2_data_mib",
+                           "ranks_data_ratio"]
 
     assert r["pairs"] == 3000 and 0 < r["train_pairs_kept"] <= 3000
     assert r["cores"] == os.cpu_count() and isinstance(r["avx512_bf16"], bool)
@@ -108,15 +161,39 @@ def test_end_to_end_figures_are_plausible(tmp_path, data_root):
         assert r[f"{phase}_peak_rss_mib"] > r[f"{phase}_rss_before_mib"] > empty
         assert r[f"{phase}_data_adds_mib"] > 0
     # ranks: 2 ranks with 2 live workers each, then 1 rank with its 2
-    assert r["ranks_batches"] == db.RANK_BATCHES
+    assert r["ranks_batches"] == 20
+    assert r["ranks_cache_dir"] == str((work / "cache").resolve())
+    npy = len(list((work / "cache").rglob("*.npy")))  # none with a data layer that maps nothing
+    assert r["ranks_npy_files"] == npy
     for n in (2, 1):
         procs = r[f"ranks{n}_processes"]
         assert len(procs) == 3 * n and len({p["pid"] for p in procs}) == 3 * n
-        assert sum(p["role"].endswith(("worker0", "worker1")) for p in procs) == 2 * n
+        workers = [p for p in procs if p["role"].endswith(("worker0", "worker1"))]
+        ranks = [p for p in procs if p not in workers]
+        assert len(workers) == 2 * n and len(ranks) == n
         for p in procs:
             assert 0 < p["uss"] <= p["pss"] <= p["rss"]
-        assert r[f"ranks{n}_pss_mib"] == pytest.approx(sum(p["pss"] for p in procs))
-        assert r[f"ranks{n}_uss_mib"] <= r[f"ranks{n}_pss_mib"] < r[f"ranks{n}_rss_mib"]
-    # a second rank adds memory, at most a second copy of everything (shared pages count once)
-    assert 1 < r["ranks_pss_ratio"] < 2.2
-    assert r["ranks_pss_ratio"] == pytest.approx(r["ranks2_pss_mib"] / r["ranks1_pss_mib"])
+            # the mapped cache files are part of the process's Pss
+            assert 0 <= p["mapped_pss_mib"] <= p["pss"]
+            assert ("anon_added_mib" in p) == (p in ranks)
+        for p in ranks:
+            assert 0 < p["anon_added_mib"] < p["rss"]
+            if npy:  # the ranks map the cache's token arrays and read them for their batches
+                assert p["mapped_pss_mib"] > 0
+        assert r[f"ranks{n}_mapped_pss_mib"] == pytest.approx(
+            sum(p["mapped_pss_mib"] for p in procs))
+        assert r[f"ranks{n}_anon_added_mib"] == pytest.approx(
+            sum(p["anon_added_mib"] for p in ranks))
+        assert r[f"ranks{n}_data_mib"] == pytest.approx(
+            r[f"ranks{n}_mapped_pss_mib"] + r[f"ranks{n}_anon_added_mib"])
+        assert 0 < r[f"ranks{n}_data_mib"] < r[f"ranks{n}_process_pss_mib"]
+        # whole processes, torch included
+        assert r[f"ranks{n}_process_pss_mib"] == pytest.approx(sum(p["pss"] for p in procs))
+        assert (r[f"ranks{n}_process_uss_mib"] <= r[f"ranks{n}_process_pss_mib"]
+                < r[f"ranks{n}_process_rss_mib"])
+    # a second rank adds data memory, at most a second copy of it (shared pages count once)
+    assert r["ranks_data_ratio"] == pytest.approx(r["ranks2_data_mib"] / r["ranks1_data_mib"])
+    assert 0.8 < r["ranks_data_ratio"] < 2.5
+    assert 1 < r["ranks_process_pss_ratio"] < 2.2
+    assert r["ranks_process_pss_ratio"] == pytest.approx(
+        r["ranks2_process_pss_mib"] / r["ranks1_process_pss_mib"])
