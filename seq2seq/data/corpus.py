@@ -13,8 +13,12 @@ import logging
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from seq2seq.data.errors import DataError
 
@@ -37,6 +41,23 @@ def _check_file(path: Path) -> None:
             "SEQ2SEQ_DATA_DIR to a folder holding multi30k/")
 
 
+@contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """`path` opened for reading bytes (gunzipped when it ends in .gz); read errors become a
+    DataError naming the file."""
+    _check_file(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            yield f
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e}); it is truncated or damaged: "
+                        "fetch or compress it again") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e}); check its "
+                        "permissions") from None
+
+
 def iter_lines(path: str | Path) -> Iterator[str]:
     """The lines of a text file (plain or `.gz`) without their line endings, one at a time.
 
@@ -44,25 +65,27 @@ def iter_lines(path: str | Path) -> Iterator[str]:
     invalid UTF-8.
     """
     path = Path(path)
-    _check_file(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            for i, line in enumerate(f, start=1):
-                try:
-                    text = line.removesuffix(b"\n").decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(
-                        f"{path}:{i}: invalid UTF-8 at byte {e.start} of the line; "
-                        "convert the file to UTF-8 (e.g. with iconv)"
-                    ) from None
-                yield text.rstrip("\r")
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: not a readable gzip file ({e}); it is truncated or damaged: "
-                        "fetch or compress it again") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the file ({e.strerror or e}); check its "
-                        "permissions") from None
+    with _opened(path) as f:
+        for i, line in enumerate(f, start=1):
+            try:
+                text = line.removesuffix(b"\n").decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{i}: invalid UTF-8 at byte {e.start} of the line; "
+                    "convert the file to UTF-8 (e.g. with iconv)"
+                ) from None
+            yield text.rstrip("\r")
+
+
+def count_lines(path: str | Path) -> int:
+    """The number of lines `iter_lines` gives for `path` (a last line without a newline
+    counts), read in blocks without splitting it into lines."""
+    count, last = 0, b"\n"
+    with _opened(Path(path)) as f:
+        while block := f.read(1 << 22):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -203,16 +226,8 @@ def read_parallel(src: str | Path | Iterable[str | Path], tgt: str | Path | Iter
     or the files of a pair differ in line count; warns when the names of a pair differ in more
     than their language suffix.
     """
-    src_files, tgt_files = expand_files(src, names[0]), expand_files(tgt, names[1])
-    if len(src_files) != len(tgt_files):
-        raise DataError(
-            f"{names[0]} names {len(src_files)} files ({files_label(src_files)}) but "
-            f"{names[1]} names {len(tgt_files)} ({files_label(tgt_files)}); the i-th source "
-            "file pairs with the i-th target file, so both sides need as many files")
-    for path in (*src_files, *tgt_files):
-        _check_file(path)
-    if len(src_files) > 1:
-        _warn_unlike_names(src_files, tgt_files)
+    files = ParallelFiles.find(src, tgt, names)
+    src_files, tgt_files = files.src_files, files.tgt_files
     src_lines: list[str] = []
     tgt_lines: list[str] = []
     for src_path, tgt_path in zip(src_files, tgt_files, strict=True):
@@ -221,8 +236,92 @@ def read_parallel(src: str | Path | Iterable[str | Path], tgt: str | Path | Iter
         tgt_lines.extend(iter_lines(tgt_path))
         n_src, n_tgt = len(src_lines) - n_src, len(tgt_lines) - n_tgt
         if n_src != n_tgt:
-            raise DataError(
-                f"parallel files differ in length: {src_path} has {n_src} lines but "
-                f"{tgt_path} has {n_tgt} lines; line i of one must translate line i of the "
-                "other")
+            raise DataError(_length_mismatch(src_path, n_src, tgt_path, n_tgt))
     return ParallelText(src_lines, tgt_lines, src_files, tgt_files)
+
+
+# files up to this size are identified by their content, larger ones by size and change time
+_HASHED_BYTES = 32 << 20
+
+
+def file_identity(path: Path) -> list:
+    """What identifies a data file in cache keys: its absolute path and, up to 32 MiB, the sha256
+    of its bytes; above, its size and modification time (hashing a corpus of gigabytes at every
+    start would cost more than the set-up it saves). Rewriting a file changes its identity."""
+    stat = path.stat()
+    if stat.st_size <= _HASHED_BYTES:
+        return [str(path.resolve()), file_digest(path)]
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+@dataclass
+class ParallelFiles:
+    """The files of one split, checked to exist and to pair up, without reading their text
+    (a corpus of any size): `src_files[i]` pairs with `tgt_files[i]`."""
+
+    src_files: list[Path]
+    tgt_files: list[Path]
+
+    @classmethod
+    def find(cls, src: str | Path | Iterable[str | Path], tgt: str | Path | Iterable[str | Path],
+             names: tuple[str, str] = ("the source side", "the target side")) -> ParallelFiles:
+        """The files `src` and `tgt` name (see `expand_files`); every one is checked to exist
+        and both sides to list as many. `names` names the sides in messages."""
+        src_files, tgt_files = expand_files(src, names[0]), expand_files(tgt, names[1])
+        if len(src_files) != len(tgt_files):
+            raise DataError(
+                f"{names[0]} names {len(src_files)} files ({files_label(src_files)}) but "
+                f"{names[1]} names {len(tgt_files)} ({files_label(tgt_files)}); the i-th source "
+                "file pairs with the i-th target file, so both sides need as many files")
+        for path in (*src_files, *tgt_files):
+            _check_file(path)
+        if len(src_files) > 1:
+            _warn_unlike_names(src_files, tgt_files)
+        return cls(src_files, tgt_files)
+
+    @property
+    def src_path(self) -> str:
+        """The source files, for messages."""
+        return files_label(self.src_files)
+
+    @property
+    def tgt_path(self) -> str:
+        """The target files, for messages."""
+        return files_label(self.tgt_files)
+
+    def identity(self) -> dict:
+        """Both sides' file identities (see file_identity), for cache keys."""
+        return {"src": [file_identity(p) for p in self.src_files],
+                "tgt": [file_identity(p) for p in self.tgt_files]}
+
+    def count_pairs(self) -> int:
+        """Pairs of the split; raises DataError naming the files of a pair whose line counts
+        differ."""
+        total = 0
+        for src_path, tgt_path in zip(self.src_files, self.tgt_files, strict=True):
+            n_src, n_tgt = count_lines(src_path), count_lines(tgt_path)
+            if n_src != n_tgt:
+                raise DataError(_length_mismatch(src_path, n_src, tgt_path, n_tgt))
+            total += n_src
+        return total
+
+    def lines(self, side: str) -> Iterator[str]:
+        """Every line of one side ("src" or "tgt"), file after file (see iter_lines)."""
+        for path in self.src_files if side == "src" else self.tgt_files:
+            yield from iter_lines(path)
+
+    def sample(self, size: int, seed: int) -> tuple[list[str], list[str]]:
+        """A seeded random sample of `size` pairs, in corpus order (every pair when there are
+        no more): the same sample for the same files, size and seed."""
+        total = self.count_pairs()
+        if total <= size:
+            return list(self.lines("src")), list(self.lines("tgt"))
+        chosen = np.zeros(total, dtype=bool)
+        chosen[np.random.default_rng(seed).choice(total, size, replace=False)] = True
+        return ([ln for ln, keep in zip(self.lines("src"), chosen, strict=True) if keep],
+                [ln for ln, keep in zip(self.lines("tgt"), chosen, strict=True) if keep])
+
+
+def _length_mismatch(src_path: Path, n_src: int, tgt_path: Path, n_tgt: int) -> str:
+    return (f"parallel files differ in length: {src_path} has {n_src} lines but {tgt_path} has "
+            f"{n_tgt} lines; line i of one must translate line i of the other")

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from seq2seq.data import multi30k
 from seq2seq.data.batch import collate
-from seq2seq.data.corpus import ParallelText, corpus_name, expand_files, read_parallel
-from seq2seq.data.dataset import PairDataset, numericalize
+from seq2seq.data.binarized import BinarizedSplit, binarized
+from seq2seq.data.corpus import (
+    ParallelFiles,
+    ParallelText,
+    corpus_name,
+    expand_files,
+    read_parallel,
+)
+from seq2seq.data.dataset import PairDataset
 from seq2seq.data.errors import DataError
 from seq2seq.data.sampler import BucketBatchSampler, ResumableLoader, ordered_batches
 from seq2seq.data.tokenizer import SubwordTokenizer, train_or_load
@@ -36,9 +46,12 @@ class ParallelDataModule(L.LightningDataModule):
     and their meaning live). Args:
         train, val, test: {"src": files, "tgt": files} of each split, where files is one path,
             a glob pattern or a list of either, plain or .gz (see corpus.read_parallel).
-        cache_dir: where SentencePiece models and numericalized data are cached.
+        cache_dir: where SentencePiece models and binarized data are cached.
         vocab_size: pieces per SentencePiece model.
         vocab_type: "unigram" or "bpe".
+        spm_sentences: SentencePiece trains on at most this many training sentences per model,
+            a random sample of the training pairs drawn with `seed` (both sides of each for a
+            joint model); all of them when there are fewer.
         joint_vocab: one model trained on both sides (True) or one per side.
         max_len: training pairs with more subwords than this on either side are dropped.
         max_tokens: token budget of a training batch (padded tokens), or None.
@@ -62,6 +75,7 @@ class ParallelDataModule(L.LightningDataModule):
         cache_dir: str,
         vocab_size: int,
         vocab_type: str,
+        spm_sentences: int,
         joint_vocab: bool,
         max_len: int,
         max_tokens: int | None,
@@ -76,6 +90,10 @@ class ParallelDataModule(L.LightningDataModule):
         super().__init__()
         if vocab_type not in ("unigram", "bpe"):
             raise DataError(f"data.vocab_type={vocab_type!r}: choose unigram or bpe")
+        if isinstance(spm_sentences, bool) or not isinstance(spm_sentences, int) \
+                or spm_sentences < 2:
+            raise DataError(f"data.spm_sentences={spm_sentences!r}: give the number of training "
+                            "sentences SentencePiece may train on (at least 2), e.g. 1000000")
         if max_tokens is not None and batch_size is not None:
             batch_size = None  # a token budget wins over a sentence count
         if val_max_sentences is not None and val_max_sentences < 1:
@@ -85,6 +103,7 @@ class ParallelDataModule(L.LightningDataModule):
                       if v is not None}
         self.cache_dir = Path(cache_dir)
         self.vocab_size, self.vocab_type, self.joint_vocab = vocab_size, vocab_type, joint_vocab
+        self.spm_sentences = spm_sentences
         self.max_len, self.max_tokens, self.batch_size = max_len, max_tokens, batch_size
         self.eval_max_tokens, self.seed, self.num_workers = eval_max_tokens, seed, num_workers
         self.val_max_sentences = val_max_sentences
@@ -114,66 +133,105 @@ class ParallelDataModule(L.LightningDataModule):
 
     # -- set-up -------------------------------------------------------------------------------
 
+    def _ensure_files(self) -> None:
+        """Make the data files present (Multi30k downloads missing ones); nothing for user
+        files."""
+
     def prepare_data(self) -> None:
-        """Nothing to fetch for user files (Multi30k overrides this)."""
+        """Everything that writes to disk, done once per machine before any rank sets up
+        (Lightning calls it on local rank 0 while the other ranks wait): fetch missing files,
+        train the SentencePiece models and binarize every split into the cache. The other ranks
+        then only map the result. Calling `setup` without it does the same work, under the
+        cache's lock."""
+        self._ensure_files()
+        self.build_tokenizers()
+        for split in ("train", "val", *(self._split(name) for name in self.test_sets)):
+            if self._has_files(split):
+                self._binarized(split)
+
+    def _has_files(self, stage: str) -> bool:
+        spec = self.files.get(stage) or {}
+        return bool(spec.get("src")) and bool(spec.get("tgt"))
+
+    def _files(self, stage: str) -> ParallelFiles:
+        """The checked files of a split (not read)."""
+        self._ensure_files()
+        if not self._has_files(stage):
+            raise DataError(f"data.{stage}.src and data.{stage}.tgt must name files")
+        spec = self.files[stage]
+        return ParallelFiles.find(spec["src"], spec["tgt"], (f"data.{stage}.src",
+                                                             f"data.{stage}.tgt"))
 
     def _read(self, stage: str) -> ParallelText:
+        """The text of a split (validation and test: the references BLEU is scored against);
+        training text is read only when asked for."""
         if stage not in self.text:
-            spec = self.files.get(stage) or {}
-            if not spec.get("src") or not spec.get("tgt"):
-                raise DataError(f"data.{stage}.src and data.{stage}.tgt must name files")
-            self.text[stage] = read_parallel(spec["src"], spec["tgt"],
+            files = self._files(stage)
+            self.text[stage] = read_parallel(files.src_files, files.tgt_files,
                                              (f"data.{stage}.src", f"data.{stage}.tgt"))
         return self.text[stage]
 
     def build_tokenizers(self) -> tuple[SubwordTokenizer, SubwordTokenizer]:
-        """Train (or load from cache) the SentencePiece models on the training split."""
+        """Train (or load from cache) the SentencePiece models on a seeded sample of at most
+        data.spm_sentences sentences of the training split (the whole split when smaller),
+        drawn by streaming the files; a cached model costs no reading at all."""
         if self.src_tokenizer is None:
-            train = self._read("train")
-            src = [s for s in train.src if s.strip()]
-            tgt = [t for t in train.tgt if t.strip()]
+            train = self._files("train")
+            pairs = self.spm_sentences // 2 if self.joint_vocab else self.spm_sentences
+            key = json.dumps({"files": train.identity(), "pairs": pairs, "seed": self.seed})
+            sample: list[tuple[list[str], list[str]]] = []
+
+            def text(side: int) -> Callable[[], list[str]]:
+                def read() -> list[str]:
+                    if not sample:
+                        log.info("sampling up to %d training pairs for SentencePiece", pairs)
+                        sample.append(train.sample(pairs, self.seed))
+                    sides = (0, 1) if side < 0 else (side,)
+                    return [s for i in sides for s in sample[0][i] if s.strip()]
+                return read
+
             common = dict(vocab_size=self.vocab_size, model_type=self.vocab_type,
                           cache_dir=self.cache_dir)
             if self.joint_vocab:
                 src_tok = tgt_tok = train_or_load(
-                    src + tgt, tag="joint", source=f"{train.src_path} and {train.tgt_path}",
-                    **common)
+                    text(-1), tag="joint", source=f"{train.src_path} and {train.tgt_path}",
+                    key=key, **common)
             else:
-                src_tok = train_or_load(src, tag="src", source=str(train.src_path), **common)
-                tgt_tok = train_or_load(tgt, tag="tgt", source=str(train.tgt_path), **common)
+                src_tok = train_or_load(text(0), tag="src", source=train.src_path, key=key,
+                                        **common)
+                tgt_tok = train_or_load(text(1), tag="tgt", source=train.tgt_path, key=key,
+                                        **common)
             self.src_tokenizer, self.tgt_tokenizer = src_tok, tgt_tok
         return self.src_tokenizer, self.tgt_tokenizer
 
-    def _dataset(self, stage: str) -> PairDataset:
-        if stage in self.datasets:
-            return self.datasets[stage]
+    def _binarized(self, stage: str) -> BinarizedSplit:
         src_tok, tgt_tok = self.build_tokenizers()
-        text = self._read(stage)
-        data = numericalize(text, src_tok, tgt_tok, self.cache_dir)
-        if stage == "train":
-            data = self._filter_train(data, text)
-        self.datasets[stage] = data
-        return data
+        return binarized(self._files(stage), src_tok, tgt_tok, self.cache_dir)
 
-    def _filter_train(self, data: PairDataset, text: ParallelText) -> PairDataset:
-        keep, empty, long = [], 0, 0
-        for i, (s, t) in enumerate(zip(data.src, data.tgt, strict=True)):
-            if len(s) == 0 or len(t) == 0:
-                empty += 1
-            elif len(s) > self.max_len or len(t) > self.max_len:
-                long += 1
-            else:
-                keep.append(i)
+    def _dataset(self, stage: str) -> PairDataset:
+        if stage not in self.datasets:
+            data = PairDataset(self._binarized(stage))
+            self.datasets[stage] = self._filter_train(data) if stage == "train" else data
+        return self.datasets[stage]
+
+    def _filter_train(self, data: PairDataset) -> PairDataset:
+        """Drop empty pairs and pairs longer than data.max_len subwords on either side."""
+        src, tgt = data.src.lengths(), data.tgt.lengths()
+        empty = (src == 0) | (tgt == 0)
+        long = ~empty & ((src > self.max_len) | (tgt > self.max_len))
+        keep = np.flatnonzero(~(empty | long))
+        counts = {"kept": len(keep), "empty": int(empty.sum()), "too_long": int(long.sum())}
         log.info("training pairs: %d kept, %d empty skipped, %d longer than data.max_len=%d "
-                 "dropped", len(keep), empty, long, self.max_len)
-        if not keep:
+                 "dropped", counts["kept"], counts["empty"], counts["too_long"], self.max_len)
+        if not len(keep):
+            files = self._files("train")
             raise DataError(
-                f"no training pairs left after filtering {text.src_path} / {text.tgt_path} "
-                f"({empty} empty, {long} longer than data.max_len={self.max_len} subwords); "
-                "check the files or raise data.max_len"
+                f"no training pairs left after filtering {files.src_path} / {files.tgt_path} "
+                f"({counts['empty']} empty, {counts['too_long']} longer than data.max_len="
+                f"{self.max_len} subwords); check the files or raise data.max_len"
             )
-        self.filter_counts = {"kept": len(keep), "empty": empty, "too_long": long}
-        return data.subset(keep)
+        self.filter_counts = counts
+        return data if len(keep) == len(data) else data.subset(keep)
 
     def setup(self, stage: str | None = None) -> None:
         tests = tuple(self._split(name) for name in self.test_sets)
@@ -289,10 +347,6 @@ class Multi30kDataModule(ParallelDataModule):
         self.files.update({name: files(name) for name in test_sets[1:]})
         self.root, self.url = root, url
 
-    def prepare_data(self) -> None:
+    def _ensure_files(self) -> None:
         multi30k.ensure_files(self.root, (self.src_lang, self.tgt_lang), self.url,
                               self.test_sets)
-
-    def _read(self, stage: str) -> ParallelText:
-        self.prepare_data()
-        return super()._read(stage)

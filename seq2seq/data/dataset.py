@@ -1,108 +1,77 @@
-"""Numericalized parallel data, encoded once and cached by content."""
+"""The examples of a split: pairs of a binarized corpus, kept or dropped by length."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import logging
-from pathlib import Path
-
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from seq2seq.atomic import atomic_write_bytes
-from seq2seq.data.corpus import ParallelText
-from seq2seq.data.errors import cache_write_error
-from seq2seq.data.tokenizer import SubwordTokenizer
+from seq2seq.data.binarized import BinarizedSplit, TokenArray
 
-log = logging.getLogger(__name__)
+
+class _Side:
+    """One side of a dataset as a sequence: item i is example i's ids ([L_i] long tensor)."""
+
+    def __init__(self, array: TokenArray, index: np.ndarray | None):
+        self.array, self.index = array, index
+
+    def __len__(self) -> int:
+        return len(self.array) if self.index is None else len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        j = i if self.index is None else int(self.index[i])
+        return torch.from_numpy(self.array[j].astype(np.int64))
+
+    def lengths(self) -> np.ndarray:
+        """[N] uint16 or uint32, ids of each example (mapped when the dataset is a whole
+        split)."""
+        lengths = self.array.lengths()
+        return lengths if self.index is None else lengths[self.index]
+
+    def batch_lengths(self) -> np.ndarray:
+        """[N] uint16 or uint32, the tokens each example has on this side of a batch: its ids
+        plus eos (source) or bos / eos (target). The lengths' type has room for the + 1."""
+        return self.lengths() + np.ones(1, dtype=self.array.lengths().dtype)
 
 
 class PairDataset(Dataset):
-    """Subword ids of aligned sentences; item i is (i, src ids [S_i], tgt ids [T_i] or None).
+    """Subword ids of aligned sentences, read from a binarized split that every process maps;
+    item i is (i, src ids [S_i] long, tgt ids [T_i] long).
 
-    Ids exclude bos/eos; collate adds them.
+    `index` ([N] int, optional) lists the pairs of the split that are examples, in order (the
+    training split drops empty and over-long pairs); example i is pair index[i]. Ids exclude
+    bos/eos; collate adds them. Nothing is held per example: a pickled dataset (a DataLoader
+    worker started by spawn) maps the files again.
     """
 
-    def __init__(self, src: list[torch.Tensor], tgt: list[torch.Tensor] | None):
-        self.src, self.tgt = src, tgt
+    def __init__(self, split: BinarizedSplit, index: np.ndarray | None = None):
+        self.split, self.index = split, index
+        self.src, self.tgt = _Side(split.src, index), _Side(split.tgt, index)
 
     def __len__(self) -> int:
         return len(self.src)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor | None]:
-        return i, self.src[i], None if self.tgt is None else self.tgt[i]
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        return i, self.src[i], self.tgt[i]
 
     @property
-    def src_lengths(self) -> list[int]:
-        """Source tokens each example has in a batch (eos included)."""
-        return [len(s) + 1 for s in self.src]
+    def src_lengths(self) -> np.ndarray:
+        """[N] unsigned int, source tokens each example has in a batch (eos included)."""
+        return self.src.batch_lengths()
 
     @property
-    def tgt_lengths(self) -> list[int]:
-        """Target tokens each example has in a batch (bos + y, or y + eos)."""
-        return [len(t) + 1 for t in self.tgt] if self.tgt is not None else [0] * len(self.src)
+    def tgt_lengths(self) -> np.ndarray:
+        """[N] unsigned int, target tokens each example has in a batch (bos + y, or y + eos)."""
+        return self.tgt.batch_lengths()
 
-    def subset(self, keep: list[int]) -> PairDataset:
-        return PairDataset([self.src[i] for i in keep],
-                           None if self.tgt is None else [self.tgt[i] for i in keep])
+    def subset(self, keep: np.ndarray) -> PairDataset:
+        """The examples `keep` ([M] int, positions in this dataset), as a dataset."""
+        keep = np.asarray(keep, dtype=np.int64)
+        index = keep if self.index is None else self.index[keep]
+        return PairDataset(self.split, index.astype(np.min_scalar_type(max(len(self.split), 1))))
 
+    def __getstate__(self) -> dict:
+        return {"folder": self.split.folder, "index": self.index}
 
-def _to_tensors(ids: list[list[int]]) -> list[torch.Tensor]:
-    return [torch.tensor(x, dtype=torch.int32) for x in ids]
-
-
-def _pack(seqs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    flat = torch.cat(seqs) if seqs else torch.zeros(0, dtype=torch.int32)
-    return {"flat": flat, "lengths": lengths}
-
-
-def _unpack(d: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    return list(torch.split(d["flat"], d["lengths"].tolist()))
-
-
-def _load_cached(path: Path, text: ParallelText) -> PairDataset | None:
-    """The cached ids at `path`, or None when there are none or the file is damaged (truncated,
-    overwritten, another format): the caller then encodes again and replaces it."""
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, weights_only=True)
-        data = PairDataset(_unpack(blob["src"]), _unpack(blob["tgt"]))
-        if len(data.src) != len(text.src) or len(data.tgt) != len(text.tgt):
-            raise ValueError(f"{len(data.src)} pairs for {len(text.src)} lines")
-    except Exception as e:  # any damage is answered the same way: encode again
-        log.warning("cached ids %s are unreadable (%s: %s); encoding %s again", path,
-                    type(e).__name__, str(e).splitlines()[0] if str(e) else "", text.src_path)
-        return None
-    return data
-
-
-def numericalize(
-    text: ParallelText,
-    src_tok: SubwordTokenizer,
-    tgt_tok: SubwordTokenizer,
-    cache_dir: str | Path | None,
-) -> PairDataset:
-    """Encode both sides of `text`, from the cache when the same text and models were seen.
-
-    A damaged cache file is encoded again and replaced; a cache folder that cannot be written
-    raises DataError naming it.
-    """
-    key = hashlib.sha256(src_tok.model_proto + tgt_tok.model_proto)
-    for line in text.src + ["\0"] + text.tgt:
-        key.update(line.encode("utf-8"))
-        key.update(b"\n")
-    path = Path(cache_dir) / f"ids-{key.hexdigest()[:24]}.pt" if cache_dir else None
-    if path is not None and (cached := _load_cached(path, text)) is not None:
-        return cached
-    src, tgt = _to_tensors(src_tok.encode(text.src)), _to_tensors(tgt_tok.encode(text.tgt))
-    if path is not None:
-        buf = io.BytesIO()
-        torch.save({"src": _pack(src), "tgt": _pack(tgt)}, buf)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError as e:
-            raise cache_write_error(path, e) from e
-    return PairDataset(src, tgt)
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(BinarizedSplit(state["folder"]), state["index"])

@@ -42,8 +42,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     ):
         if (max_tokens is None) == (batch_size is None):
             raise DataError("set exactly one of data.max_tokens and data.batch_size")
-        self.src_lengths = np.asarray(src_lengths, dtype=np.int64)
-        self.tgt_lengths = np.asarray(tgt_lengths, dtype=np.int64)
+        # kept in their own (small) integer type: at tens of millions of examples int64 copies
+        # would cost every rank hundreds of MiB
+        self.src_lengths, self.tgt_lengths = _integers(src_lengths), _integers(tgt_lengths)
         longest = int(max(self.src_lengths.max(initial=0), self.tgt_lengths.max(initial=0)))
         if max_tokens is not None and max_tokens < longest:
             raise DataError(
@@ -83,6 +84,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             order, starts = _permute(order, starts, rng.permutation(len(starts) - 1))
         order, starts = _split_to_multiple(order, starts, self.num_replicas)
+        order = order.astype(np.min_scalar_type(max(n - 1, 0)), copy=False)
         self._cache = (self.epoch, order, starts)
         return order, starts
 
@@ -97,7 +99,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         budget, starts, s = self.max_tokens, [0], 0
         while s < n:
             # (k + 1) * longest >= (k + 1) * sizes[s]: no batch from s holds more than this
-            window = sizes[s : s + budget // int(sizes[s]) + 1]
+            window = sizes[s : s + budget // max(int(sizes[s]), 1) + 1]
             padded = np.arange(1, len(window) + 1) * np.maximum.accumulate(window)
             over = np.flatnonzero(padded[1:] > budget)
             s += int(over[0]) + 1 if len(over) else len(window)
@@ -126,8 +128,11 @@ class BucketBatchSampler(Sampler[list[int]]):
             return 1.0
         s, t = self.src_lengths[order], self.tgt_lengths[order]
         first = starts[:-1]
-        padded = np.diff(starts) * (np.maximum.reduceat(s, first) + np.maximum.reduceat(t, first))
-        return float(s.sum() + t.sum()) / max(int(padded.sum()), 1)
+        longest = (np.maximum.reduceat(s, first).astype(np.int64)
+                   + np.maximum.reduceat(t, first).astype(np.int64))
+        padded = np.diff(starts) * longest
+        real = int(s.sum(dtype=np.int64)) + int(t.sum(dtype=np.int64))
+        return real / max(int(padded.sum()), 1)
 
 
 class ResumableLoader(DataLoader):
@@ -160,9 +165,16 @@ def ordered_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], max_
     """Batches for evaluation, translation and rescoring: every example once, in length order,
     under a budget of `max_tokens` padded tokens raised to the longest example so that each
     one fits. Lengths as in BucketBatchSampler (eos / bos included)."""
-    longest = max(max(src_lengths, default=1), max(tgt_lengths, default=1))
+    src_lengths, tgt_lengths = _integers(src_lengths), _integers(tgt_lengths)
+    longest = max(int(src_lengths.max(initial=1)), int(tgt_lengths.max(initial=1)))
     return BucketBatchSampler(src_lengths, tgt_lengths, max_tokens=max(max_tokens, longest),
                               shuffle=False, num_replicas=num_replicas, rank=rank)
+
+
+def _integers(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """`lengths` as a NumPy integer array, in its own type when it is one (no copy)."""
+    array = np.asarray(lengths)
+    return array if np.issubdtype(array.dtype, np.integer) else array.astype(np.int64)
 
 
 def _length_order(src_lengths: np.ndarray, tgt_lengths: np.ndarray, tie: np.ndarray | None
@@ -172,7 +184,7 @@ def _length_order(src_lengths: np.ndarray, tgt_lengths: np.ndarray, tie: np.ndar
     a random permutation, then a stable sort on one integer key (a radix sort when it fits 16
     bits)."""
     first = np.arange(len(src_lengths)) if tie is None else np.argsort(tie, kind="stable")
-    key = tgt_lengths * (int(src_lengths.max(initial=0)) + 1) + src_lengths
+    key = tgt_lengths.astype(np.int64) * (int(src_lengths.max(initial=0)) + 1) + src_lengths
     key = key.astype(np.min_scalar_type(int(key.max(initial=0))))
     return first[np.argsort(key[first], kind="stable")]
 

@@ -10,12 +10,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
 
-from seq2seq.atomic import atomic_write_bytes
+from seq2seq.atomic import atomic_write_bytes, file_lock
 from seq2seq.data.errors import DataError, cache_write_error
 
 log = logging.getLogger(__name__)
@@ -153,41 +153,62 @@ def _load_cached(path: Path) -> SubwordTokenizer | None:
 
 
 def train_or_load(
-    sentences: Sequence[str],
+    sentences: Sequence[str] | Callable[[], Sequence[str]],
     vocab_size: int,
     model_type: str,
     cache_dir: str | Path,
     tag: str,
     source: str = "the training text",
+    key: str | None = None,
 ) -> SubwordTokenizer:
     """A SentencePiece model of `sentences`, loaded from `cache_dir` when one with the same
     inputs and settings was trained before, else trained and cached.
 
-    `source` names the files the sentences come from in error messages. Raises DataError when
+    `sentences` is the text, or a function that returns it: it is then called only when no model
+    is cached, so a cached model of a large corpus costs no reading. `key` identifies the inputs
+    in the cache (default: a hash of the sentences, which must then be given as text). `source`
+    names the files the sentences come from in error messages. Raises DataError when
     SentencePiece cannot train on them or the cache folder cannot be written.
     """
-    _check_inputs(sentences, vocab_size, source)
+    if not callable(sentences):
+        _check_inputs(sentences, vocab_size, source)  # before anything is written
+    if key is None:
+        if callable(sentences):
+            raise TypeError("train_or_load: give `key` when `sentences` is a function")
+        digest = hashlib.sha256()
+        for s in sentences:
+            digest.update(s.encode("utf-8"))
+            digest.update(b"\n")
+        key = digest.hexdigest()
     key = hashlib.sha256(
-        json.dumps({"v": vocab_size, "t": model_type, "spm": spm.__version__}).encode()
-    )
-    for s in sentences:
-        key.update(s.encode("utf-8"))
-        key.update(b"\n")
-    path = Path(cache_dir) / f"spm-{tag}-{model_type}{vocab_size}-{key.hexdigest()[:16]}.model"
+        json.dumps({"v": vocab_size, "t": model_type, "spm": spm.__version__, "in": key}).encode()
+    ).hexdigest()
+    path = Path(cache_dir) / f"spm-{tag}-{model_type}{vocab_size}-{key[:16]}.model"
     tok = _load_cached(path)
     if tok is None:
-        log.info("training SentencePiece %s (%d pieces) on %d lines", model_type, vocab_size,
-                 len(sentences))
         try:
-            proto = _train_proto(sentences, vocab_size, model_type)
-        except (RuntimeError, ValueError) as e:
-            raise _training_error(e, vocab_size, model_type, source) from e
-        try:
-            atomic_write_bytes(path, proto)
+            with file_lock(path.with_name(f".{path.name}.lock")):
+                tok = _load_cached(path)  # trained by another process while we waited
+                if tok is None:
+                    tok = _train(sentences() if callable(sentences) else sentences, vocab_size,
+                                 model_type, path, source)
         except OSError as e:
             raise cache_write_error(path, e) from e
-        tok = SubwordTokenizer(proto)
     if len(tok) < vocab_size:
         log.warning("the SentencePiece model of %s has %d pieces, not data.vocab_size=%d: its "
                     "text allows no more", source, len(tok), vocab_size)
     return tok
+
+
+def _train(sentences: Sequence[str], vocab_size: int, model_type: str, path: Path, source: str
+           ) -> SubwordTokenizer:
+    """Train a model on `sentences` and write it to `path` atomically."""
+    _check_inputs(sentences, vocab_size, source)
+    log.info("training SentencePiece %s (%d pieces) on %d lines", model_type, vocab_size,
+             len(sentences))
+    try:
+        proto = _train_proto(sentences, vocab_size, model_type)
+    except (RuntimeError, ValueError) as e:
+        raise _training_error(e, vocab_size, model_type, source) from e
+    atomic_write_bytes(path, proto)
+    return SubwordTokenizer(proto)

@@ -13,8 +13,6 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from seq2seq.data.corpus import ParallelText
-from seq2seq.data.dataset import numericalize
 from seq2seq.data.errors import DataError
 from seq2seq.module import NonFiniteLossError, Seq2SeqModule
 from seq2seq.pipeline import train
@@ -89,7 +87,8 @@ def test_train_on_files_of_empty_lines_ends_in_one_error_line(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and str(src) in errors[0] and "one sentence a line" in errors[0]
-    assert not cache.exists() or list(cache.rglob("*")) == []  # nothing a later run could trust
+    # nothing a later run could trust (the empty lock file that serialises training may stay)
+    assert not cache.exists() or [p for p in cache.rglob("*") if p.suffix != ".lock"] == []
 
 
 def parallel_files(tmp_path, src: list[str], tgt: list[str], *overrides: str):
@@ -120,37 +119,6 @@ def test_vocab_size_too_small_for_the_characters_names_the_files(tmp_path):
     msg = str(err.value)
     assert f"{tmp_path / 's'} and {tmp_path / 't'}" in msg
     assert msg.endswith("raise data.vocab_size to at least 18")  # 13 letters, ▁, 4 special
-
-
-def test_damaged_cached_ids_are_encoded_again(tmp_path, caplog):
-    lines = (["ein hund", "eine katze"] * 10, ["a dog", "a cat"] * 10)
-    first = parallel_files(tmp_path, *lines, "data.vocab_size=30")
-    first.setup("fit")
-    (cached,) = (tmp_path / "c").glob("ids-*.pt")  # train, val and test hold the same text
-    for damage in (cached.read_bytes()[:50], b"", b"not a torch file"):
-        cached.write_bytes(damage)
-        again = parallel_files(tmp_path, *lines, "data.vocab_size=30")
-        with caplog.at_level(logging.WARNING, logger="seq2seq.data.dataset"):
-            again.setup("fit")
-        assert f"cached ids {cached} are unreadable" in caplog.text
-        for split in ("train", "val"):
-            got, want = again.datasets[split], first.datasets[split]
-            assert [t.tolist() for t in got.src] == [t.tolist() for t in want.src]
-            assert [t.tolist() for t in got.tgt] == [t.tolist() for t in want.tgt]
-        torch.load(cached, weights_only=True)  # replaced by a whole file
-        caplog.clear()
-
-
-def test_cache_folder_that_cannot_be_written_is_named_when_encoding(tmp_path):
-    dm = parallel_files(tmp_path, ["ein hund", "eine katze"] * 10, ["a dog", "a cat"] * 10,
-                        "data.vocab_size=30")
-    tok, _ = dm.build_tokenizers()
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    text = ParallelText(["ein hund"], ["a dog"], tmp_path / "s", tmp_path / "t")
-    with pytest.raises(DataError) as err:
-        numericalize(text, tok, tok, blocker)
-    assert str(err.value).startswith(f"cannot write the cache folder {blocker} (it is a file)")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not gzip"])

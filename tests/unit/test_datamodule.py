@@ -85,9 +85,11 @@ def test_a_list_or_a_glob_of_training_files_trains_like_their_concatenation(tmp_
     assert listed.references("train") == globbed.references("train") == tgt
     assert listed.description() == {"max_len": 100, "src": "de", "tgt": "en"}
     assert whole.description()["src"] == "all.de"
-    # the SentencePiece and ids caches are keyed by content, not by file names
+    # the caches are keyed by the files: the list and the glob name the same files and share
+    # one model and one binarized corpus; the concatenation trains the same model
     assert listed.src_tokenizer.model_proto == whole.src_tokenizer.model_proto
-    assert len(list((tmp_path / "cache").glob("spm-*.model"))) == 1
+    assert len(list((tmp_path / "cache").glob("spm-*.model"))) == 2
+    assert listed.datasets["train"].split.folder == globbed.datasets["train"].split.folder
     assert all(torch.equal(a, b) for a, b in zip(listed.datasets["train"].src,
                                                  whole.datasets["train"].src, strict=True))
 

@@ -37,8 +37,8 @@ def test_multi30k_lines_round_trip(joint, multi30k_text):
 
 
 def test_second_call_loads_from_cache(multi30k_text, cache_dir, joint):
-    files = sorted(cache_dir.glob("spm-joint-*.model"))
-    assert len(files) == 1
+    files = sorted(cache_dir.glob("spm-joint-*.model"))  # other tests cache models here too
+    assert files
     again = train_or_load(multi30k_text, 8000, "unigram", cache_dir, "joint")
     assert again.model_proto == joint.model_proto
     assert sorted(cache_dir.glob("spm-joint-*.model")) == files
@@ -56,10 +56,11 @@ FILES = "/d/train.de and /d/train.en"
 
 
 def _fails(sentences, vocab_size, cache_dir, model_type="unigram") -> str:
-    """The DataError message of training on `sentences`; checks nothing was cached."""
+    """The DataError message of training on `sentences`; checks nothing was cached (the empty
+    lock file that serialises training may stay)."""
     with pytest.raises(DataError) as err:
         train_or_load(sentences, vocab_size, model_type, cache_dir, "t", source=FILES)
-    assert not cache_dir.exists() or list(cache_dir.iterdir()) == []
+    assert not cache_dir.exists() or [p for p in cache_dir.iterdir() if p.suffix != ".lock"] == []
     return str(err.value)
 
 
