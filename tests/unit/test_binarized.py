@@ -207,3 +207,18 @@ def test_two_runs_preparing_at_once_encode_once_and_map_the_same_result(corpus, 
     assert len(folders) == 1
     assert sum(err.count("binarized 200 pairs") for _, err in outs) == 1
     _same(bz.BinarizedSplit(Path(folders.pop())), tok, DE * 50, EN * 50)
+
+
+def test_a_pickled_dataset_maps_the_files_again(corpus, tok, tmp_path):
+    """DataLoader workers started by spawn get the dataset pickled: the files' paths and the
+    kept examples travel, not the data."""
+    import pickle
+
+    from seq2seq.data.dataset import PairDataset
+
+    data = PairDataset(bz.binarized(corpus, tok, tok, tmp_path / "c")).subset(np.array([3, 1]))
+    blob = pickle.dumps(data)
+    assert len(blob) < 2000
+    again = pickle.loads(blob)
+    assert [again[i][1].tolist() for i in range(2)] == tok.encode([DE[3], DE[1]])
+    assert again.tgt_lengths.tolist() == [len(t) + 1 for t in tok.encode([EN[3], EN[1]])]

@@ -105,10 +105,12 @@ def test_loader_resumed_from_an_epoch_end_starts_the_next_epoch_whole():
 
 
 def _reference_batches(src, tgt, max_tokens, seed, epoch=0):
-    """The batching rule written example by example: sort by (tgt, src, random tie), add each
-    example while (count + 1) * longest fits the budget, then shuffle the batches."""
+    """The batching rule written example by example: sort by (tgt, src), ties in a random order,
+    add each example while (count + 1) * longest fits the budget, then shuffle the batches."""
     rng = np.random.default_rng(seed + epoch)
-    order = np.lexsort((rng.random(len(src)), src, tgt))
+    rank = np.empty(len(src), dtype=np.int64)
+    rank[rng.permutation(len(src))] = np.arange(len(src))  # example i's place in the tie order
+    order = np.lexsort((rank, src, tgt))
     batches, current, longest = [], [], 0
     for i in order.tolist():
         size = max(src[i], tgt[i])
