@@ -28,8 +28,10 @@ test: $(STAMP)  ## run every test (what CI runs)
 test-fast: $(STAMP)  ## skip the tests marked slow
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(ARGS)
 
-bench: $(STAMP)  ## speed benchmark on the reference configuration (ARGS=--quick: under 2 minutes)
-	$(PY) experiments/benchmark.py $(ARGS)
+bench: $(STAMP)  ## speed benchmark, float32 then bf16 where the hardware has it (ARGS=--quick; ARGS="--precision P": P only)
+	@if echo "$(ARGS)" | grep -q -- --precision; then $(PY) experiments/benchmark.py $(ARGS); \
+	else $(PY) experiments/benchmark.py --precision 32-true $(ARGS) && \
+	     $(PY) experiments/benchmark.py --precision auto --skip-float32 $(ARGS); fi
 
 bench-data: $(STAMP)  ## data-layer benchmark: cold/warm set-up, memory of 2 ranks (ARGS="--pairs 1000000")
 	$(PY) experiments/data_benchmark.py $(ARGS)

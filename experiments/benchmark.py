@@ -4,17 +4,22 @@
     python experiments/benchmark.py --quick             # a short version (under 2 minutes)
     python experiments/benchmark.py --ckpt RUN/checkpoints/last.ckpt   # decode a trained model
     python experiments/benchmark.py --device cuda
+    python experiments/benchmark.py --precision bf16-mixed   # or auto; make bench runs both
 
 Measures training throughput (target tokens/s and sentences/s over the steady state, after
 warm-up steps), padding efficiency, peak resident memory, decoding of test_2016_flickr (greedy,
 beam 5, and a per-sentence beam search with a Python loop over hypotheses as a baseline),
-parameters, model FLOPs per target token, the machine's float32 matmul peak and the fraction of
-it training uses (MFU). Prints a table and one JSON line.
+parameters, model FLOPs per target token, the machine's matmul peak in float32 and in the
+precision used (bf16 measured the same way), the fraction of the latter training uses (MFU),
+and what the CPU offers (torch's capability, avx512_bf16, amx_bf16). With bf16 the training step
+runs through CastWeightsPrecision and decoding with the weights cast to bfloat16 once. Prints a
+table and one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -40,12 +45,15 @@ from seq2seq.data.tokenizer import BOS_ID, EOS_ID  # noqa: E402
 from seq2seq.decoding.options import DecodeOptions  # noqa: E402
 from seq2seq.module import Seq2SeqModule  # noqa: E402
 from seq2seq.pipeline import fit_steps  # noqa: E402
+from seq2seq.precision import CPU_BF16, cast_weights, cpu_features, resolve_precision  # noqa: E402
 from seq2seq.translation import translate_lines  # noqa: E402
 
 
-def matmul_peak(device: str, n: int = 2048, repeats: int = 10) -> float:
-    """Measured float32 matmul GFLOP/s."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak(device: str, dtype: torch.dtype = torch.float32, n: int = 2048,
+                repeats: int = 10) -> float:
+    """Measured matmul GFLOP/s in `dtype`."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
     _sync(device)
@@ -181,25 +189,46 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=None, help="timed training steps")
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--precision", default="32-true",
+                   help="trainer.precision of training (32-true, bf16-mixed or auto); decoding "
+                        "runs in bfloat16 weights when it resolves to bf16")
+    p.add_argument("--skip-float32", action="store_true",
+                   help="do nothing when --precision resolves to float32 (make bench's second "
+                        "run on a machine without native bf16)")
     p.add_argument("--json", help="also write the JSON line to this file")
     p.add_argument("overrides", nargs="*", help="Hydra overrides of the reference config")
     args = p.parse_args(argv)
     tune_glibc_malloc()
     steps = args.steps or (15 if args.quick else 100)
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=reference", "run_dir=.", *args.overrides])
+        cfg = compose("train", overrides=["experiment=reference", "run_dir=.",
+                                          f"trainer.precision={args.precision}",
+                                          *args.overrides])
+    accelerator = "gpu" if args.device.startswith("cuda") else args.device
+    precision = resolve_precision(args.precision, accelerator)
+    if args.skip_float32 and precision not in CPU_BF16:
+        print(f"--precision {args.precision} is {precision} here (no native bf16: "
+              f"{cpu_features()}): nothing more to measure")
+        return {}
+    dtype = torch.bfloat16 if precision in CPU_BF16 else torch.float32
     dm, module, train = train_throughput(cfg, args.device, args.warmup, steps)
     result = {"device": args.device, "threads": torch.get_num_threads(),
+              "precision": precision, "cpu": cpu_features(),
               "parameters": sum(p.numel() for p in module.parameters()), **train}
     result["train_peak_rss_mib"] = peak_rss_mib()
-    result["matmul_peak_gflops"] = matmul_peak(args.device)
+    result["matmul_peak_gflops_fp32"] = matmul_peak(args.device)
+    result["matmul_peak_gflops"] = (matmul_peak(args.device, dtype) if dtype != torch.float32
+                                    else result["matmul_peak_gflops_fp32"])
+    # MFU against the peak of the precision the matrix products run in
     result["mfu"] = (result["train_tokens_per_s"] * result["flops_per_target_token"] / 1e9
                      / result["matmul_peak_gflops"])
     if args.ckpt:
         module = load_module(args.ckpt)
     lines = dm.sources("test")[: 200 if args.quick else None]
     max_tokens = OmegaConf.load(ROOT / "conf" / "translate.yaml").max_tokens  # as translate.py
-    dec = decode_speed(module, lines, args.device, 20 if args.quick else 50, max_tokens)
+    module = module.to(args.device).eval()
+    with cast_weights(module, dtype) if dtype != torch.float32 else contextlib.nullcontext():
+        dec = decode_speed(module, lines, args.device, 20 if args.quick else 50, max_tokens)
     refs = dm.references("test")[: len(lines)]
     from seq2seq.metrics import corpus_scores
 

@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
+from lightning.pytorch.plugins.precision import MixedPrecision
 
 from seq2seq.corpus_stats import CorpusStats
 from seq2seq.data.batch import Batch
@@ -163,12 +164,13 @@ class Seq2SeqModule(L.LightningModule):
 
     def _fused_adam(self, fused: bool | None) -> bool | None:
         """`optim.fused`: None (auto) fuses Adam's update into one kernel (faster than the
-        default on CPU: experiments/README.md) unless a mixed-precision plugin runs the step,
-        which cannot clip gradients for an optimizer that unscales them itself."""
+        default on CPU: experiments/README.md) unless Lightning's autocast plugin runs the step,
+        which cannot clip gradients for an optimizer that unscales them itself (bf16-mixed on a
+        CPU, CastWeightsPrecision, clips float32 gradients as usual)."""
         if fused is not None:
             return bool(fused)
-        precision = str(self.trainer.precision) if self._trainer else "32-true"
-        return None if "mixed" in precision else True
+        plugin = self.trainer.precision_plugin if self._trainer else None
+        return None if isinstance(plugin, MixedPrecision) else True
 
     def configure_optimizers(self):
         o = self.config["optim"]

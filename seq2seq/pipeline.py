@@ -21,7 +21,15 @@ from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.data.errors import DataError
 from seq2seq.metrics import corpus_scores
 from seq2seq.module import CONFIG_KEYS, Seq2SeqModule, metric_prefixes
-from seq2seq.precision import check_precision
+from seq2seq.precision import (
+    CPU_BF16,
+    CastWeightsPrecision,
+    check_precision,
+    cpu_features,
+    describe_precision,
+    on_gpu,
+    resolve_precision,
+)
 from seq2seq.provenance import describe, provenance
 from seq2seq.translation import beam_test_scores
 
@@ -61,13 +69,21 @@ def build(cfg: DictConfig):
     return datamodule, module
 
 
-def build_trainer(cfg: DictConfig, callbacks: list, loggers: list, **overrides) -> L.Trainer:
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list, module=None,
+                  **overrides) -> L.Trainer:
     """The Trainer of a train config (`overrides` replace cfg.trainer keys), with the batch
-    sampler left to the datamodule and checkpoints written atomically."""
+    sampler left to the datamodule and checkpoints written atomically. trainer.precision=auto
+    is resolved (for `module`, see precision.resolve_precision); bf16 on a CPU runs through
+    CastWeightsPrecision."""
     args = {**OmegaConf.to_container(cfg.trainer, resolve=True), **overrides}
-    return L.Trainer(**args, callbacks=callbacks, logger=loggers or False,
-                     plugins=[StreamingCheckpointIO()], default_root_dir=str(cfg.run_dir),
-                     use_distributed_sampler=False)
+    precision = resolve_precision(args.pop("precision"), args["accelerator"], module)
+    plugins = [StreamingCheckpointIO()]
+    if precision in CPU_BF16 and not on_gpu(args["accelerator"]):
+        plugins.append(CastWeightsPrecision())
+    else:
+        args["precision"] = precision
+    return L.Trainer(**args, callbacks=callbacks, logger=loggers or False, plugins=plugins,
+                     default_root_dir=str(cfg.run_dir), use_distributed_sampler=False)
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -84,7 +100,7 @@ def fit_steps(cfg: DictConfig, steps: int, callbacks: list | None = None, **trai
     args = {"max_steps": steps, "max_epochs": -1, "max_time": None, "limit_val_batches": 0,
             "num_sanity_val_steps": 0, "enable_checkpointing": False,
             "enable_model_summary": False, "enable_progress_bar": False, **trainer_args}
-    trainer = build_trainer(cfg, callbacks or [], [], **args)
+    trainer = build_trainer(cfg, callbacks or [], [], module, **args)
     trainer.fit(module, datamodule=datamodule)
     if trainer.global_step != steps:
         raise RuntimeError(f"training stopped after {trainer.global_step} of {steps} updates")
@@ -102,11 +118,14 @@ def train(cfg: DictConfig) -> dict:
     data = module.config["data"]
     log.info("model: %s parameters, %s -> %s", f"{n_params:,}", data["src"], data["tgt"])
     log.info("%s", describe(module.config["provenance"]))
-    check_precision(cfg.trainer.precision, cfg.trainer.accelerator, module)
+    accelerator = cfg.trainer.accelerator
+    precision = resolve_precision(cfg.trainer.precision, accelerator, module)
+    check_precision(precision, accelerator, module)
+    log.info("%s", describe_precision(cfg.trainer.precision, precision, accelerator))
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer = build_trainer(cfg, callbacks, loggers)
+    trainer = build_trainer(cfg, callbacks, loggers, module)
     status = "failed"
     try:
         for lg in loggers:
@@ -181,9 +200,11 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
                             f"{p}/len_ratio": scores.length_ratio})
     if cfg.get("test_beam"):
         refs, srcs = datamodule.references("test"), datamodule.sources("test")
-        metrics.update(beam_test_scores(module.eval(), srcs, refs, int(cfg.test_beam),
-                                        max_tokens=cfg.data.eval_max_tokens,
-                                        out_dir=run_dir / "translations", print_scores=True))
+        with trainer.precision_plugin.forward_context():  # as the test step decodes
+            metrics.update(beam_test_scores(module.eval(), srcs, refs, int(cfg.test_beam),
+                                            max_tokens=cfg.data.eval_max_tokens,
+                                            out_dir=run_dir / "translations",
+                                            print_scores=True))
     return metrics
 
 
@@ -212,6 +233,9 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
         "train_tokens_per_s": module.train_tokens / max(module.train_seconds, 1e-9),
         "seconds": seconds,
         "devices": trainer.world_size, "accelerator": type(trainer.accelerator).__name__,
+        "precision": {"requested": str(cfg.trainer.precision),
+                      "used": str(trainer.precision_plugin.precision),
+                      "cpu": cpu_features()},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "provenance": module.config["provenance"],
     }

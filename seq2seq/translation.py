@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import fields, replace
@@ -22,6 +23,7 @@ from seq2seq.decoding.rerank import channel_rerank
 from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
 from seq2seq.plotting import attention_figure, figure_png
+from seq2seq.precision import cast_weights, decode_dtype
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,9 @@ def translate(cfg: DictConfig) -> list[str] | None:
     if channel is not None and (opts.nbest if opts.sample else opts.beam) == 1:
         log.warning("rerank=%s has one candidate a sentence to rerank: use beam=5 or more (or "
                     "sample=true nbest=N)", cfg.rerank)
-    with torch.inference_mode():
+    dtype = decode_dtype(cfg.precision, device, module)
+    with torch.inference_mode(), cast_weights(module, dtype), (
+            cast_weights(channel, dtype) if channel is not None else contextlib.nullcontext()):
         if not cfg.get("src") and sys.stdin.isatty():  # interactive: answer each line at once
             for line in sys.stdin:
                 _, nbest = _search(module, [line.rstrip("\n")], opts, channel, cfg, device)

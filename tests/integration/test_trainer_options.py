@@ -3,11 +3,13 @@ a wall-clock limit."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
+from seq2seq import precision
 from seq2seq.pipeline import train
 from tests.conftest import compose_train
 from tests.integration.conftest import tiny_overrides
@@ -37,13 +39,47 @@ def test_max_time_stops_a_token_budget_run_and_keeps_a_checkpoint(tmp_path, data
     assert 0 < ckpt["global_step"] and ckpt["epoch"] < 999
 
 
-@pytest.mark.parametrize(("precision", "fused"), [("32-true", True), ("bf16-mixed", None)])
-def test_adam_is_fused_unless_a_mixed_precision_plugin_clips_the_gradients(
-        tmp_path, data_root, precision, fused):
-    """The mixed-precision plugin refuses to clip for an optimizer that unscales gradients
-    itself (a fused Adam), so `optim.fused=null` leaves it unfused there; training goes on."""
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_adam_is_fused_and_clips_in_float32_and_in_bf16_on_a_cpu(tmp_path, data_root,
+                                                                  precision):
+    """bf16-mixed on a CPU (CastWeightsPrecision) keeps float32 weights and gradients, so the
+    fused Adam clips and steps as in float32 (Lightning's autocast plugin, used on GPUs, cannot
+    clip for a fused optimizer)."""
     ckpt = _train_tiny(tmp_path, data_root, f"trainer.precision={precision}",
                        "trainer.max_steps=3", "trainer.gradient_clip_val=1.0")
     assert ckpt["global_step"] == 3
-    assert ckpt["optimizer_states"][0]["param_groups"][0]["fused"] is fused
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["fused"] is True
+    assert all(v.dtype == torch.float32 for v in ckpt["state_dict"].values()
+               if v.is_floating_point())
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_bf16_casts_the_weights_once_per_step_and_reports_its_precision(tmp_path, data_root,
+                                                                         monkeypatch):
+    calls = []
+    cast = precision.cast_weights
+
+    def counting(module, dtype):
+        calls.append(dtype)
+        return cast(module, dtype)
+
+    monkeypatch.setattr(precision, "cast_weights", counting)
+    run_dir = tmp_path / "run"
+    train(compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",
+                         "trainer.precision=bf16-mixed", "trainer.max_steps=4",
+                         "trainer.limit_val_batches=0", "test=false"]))
+    assert calls == [torch.bfloat16] * 4  # one cast per training step, none per time step
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["precision"]["requested"] == "bf16-mixed"
+    assert results["precision"]["used"] == "bf16-mixed"
+    assert set(results["precision"]["cpu"]) == {"capability", "avx512_bf16", "amx_bf16"}
+
+
+def test_auto_precision_is_resolved_and_recorded(tmp_path, data_root):
+    run_dir = tmp_path / "run"
+    train(compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",
+                         "trainer.precision=auto", "trainer.max_steps=2", "test=false"]))
+    results = json.loads((run_dir / "results.json").read_text())
+    want = "bf16-mixed" if precision.native_bf16("cpu") else "32-true"
+    assert results["precision"] == {"requested": "auto", "used": want,
+                                    "cpu": precision.cpu_features()}

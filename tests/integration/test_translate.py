@@ -15,6 +15,7 @@ from seq2seq.checkpoint import CheckpointError, load_module
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.tokenizer import _train_proto
 from seq2seq.decoding.options import DecodeOptions
+from seq2seq.precision import PrecisionError
 from seq2seq.translation import translate, translate_lines
 from tests.conftest import CONF, MAX_TOKENS, compose_train
 
@@ -207,3 +208,30 @@ def test_reranking_with_a_reverse_model(tiny_run, tmp_path, caplog):
                                               r"are not those of ckpt=.*last\.ckpt swapped"):
         translate(_cfg([*files, f"out={tmp_path / 'E'}", f"rerank={tmp_path / 'other.ckpt'}"]))
     assert not (tmp_path / "E").exists()
+
+
+def test_bf16_translation_casts_the_weights_and_scores_like_float32(tiny_run, tmp_path,
+                                                                    monkeypatch):
+    from seq2seq import precision
+
+    casts = []
+    cast = precision.cast_weights
+
+    def counting(module, dtype):
+        casts.append(dtype)
+        return cast(module, dtype)
+
+    monkeypatch.setattr("seq2seq.translation.cast_weights", counting)
+    files = _files(tmp_path, tiny_run)
+    fp32 = translate(_cfg([*files, f"out={tmp_path / 'A'}", "beam=3", "nbest=3",
+                           "scores=true"]))
+    bf16 = translate(_cfg([*files, f"out={tmp_path / 'B'}", "beam=3", "nbest=3",
+                           "scores=true", "precision=bf16"]))
+    assert casts == [torch.float32, torch.bfloat16]  # once per run, not per batch or step
+    assert len(bf16) == len(fp32) == 3 * len(LINES) and bf16[3:6] == ["", "", ""]
+    for a, b in zip(fp32, bf16, strict=True):  # the same search, scores within bf16 rounding
+        if a:
+            assert abs(float(a.split("\t")[0]) - float(b.split("\t")[0])) < 0.5
+    with pytest.raises(PrecisionError, match="precision=half: choose 32"):
+        translate(_cfg([*files, f"out={tmp_path / 'C'}", "precision=half"]))
+    assert not (tmp_path / "C").exists()

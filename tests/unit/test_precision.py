@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seq2seq import precision
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.precision import PrecisionError, check_precision, cpu_bf16_lstm_supported
@@ -51,14 +52,74 @@ def test_lstm_in_bf16_on_this_cpu_is_refused_clearly_or_runs():
     if cpu_bf16_lstm_supported():
         check_precision("bf16-mixed", "cpu", model)  # this CPU runs it: nothing to refuse
         return
-    for precision in ("bf16-mixed", "16-mixed"):
+    for name in ("bf16-mixed", "16-mixed"):
         with pytest.raises(PrecisionError) as err:
-            check_precision(precision, "cpu", model)
+            check_precision(name, "cpu", model)
         msg = str(err.value)
-        assert f"trainer.precision={precision}" in msg
+        assert f"trainer.precision={name}" in msg
         assert "32-true" in msg and "gru" in msg
 
 
 def test_gpu_precision_is_not_checked_against_the_cpu():
     model = build_seq2seq(model_config("lstm_bahdanau"), V, V)
     check_precision("16-mixed", "gpu", model)
+
+
+@pytest.mark.parametrize(("flags", "want"), [
+    ({"avx512_bf16": False, "amx_bf16": False}, "32-true"),
+    ({"avx512_bf16": True, "amx_bf16": False}, "bf16-mixed"),
+    ({"avx512_bf16": False, "amx_bf16": True}, "bf16-mixed"),
+])
+def test_auto_precision_uses_native_bf16_only(monkeypatch, flags, want):
+    monkeypatch.setattr(precision, "cpu_features", lambda: {"capability": "X", **flags})
+    assert precision.resolve_precision("auto", "cpu") == want
+    assert precision.resolve_precision("32-true", "cpu") == "32-true"  # explicit values stay
+    assert precision.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+
+
+def test_auto_precision_keeps_float32_for_an_lstm_onednn_cannot_run(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_features",
+                        lambda: {"capability": "X", "avx512_bf16": True, "amx_bf16": False})
+    monkeypatch.setattr(precision, "cpu_bf16_lstm_supported", lambda: False)
+    lstm = build_seq2seq(model_config("lstm_bahdanau"), V, V)
+    gru = build_seq2seq(model_config("gru_bahdanau"), V, V)
+    assert precision.resolve_precision("auto", "cpu", lstm) == "32-true"
+    assert precision.resolve_precision("auto", "cpu", gru) == "bf16-mixed"
+
+
+def test_cast_weights_casts_once_keeps_ties_and_trains_the_float32_weights():
+    torch.manual_seed(0)
+    cfg = model_config("gru_bahdanau")
+    cfg["tie_embeddings"] = True
+    model = build_seq2seq(cfg, V, V)
+    originals = dict(model.named_parameters())
+    src, lengths, mask, tgt = _batch()
+    with precision.cast_weights(model, torch.bfloat16):
+        assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+        dec = model.decoder
+        assert dec.output.weight is dec.embedding.weight  # still tied
+        logits, weights = model(src, lengths, mask, tgt)
+    assert logits.dtype == torch.bfloat16 and weights.dtype == torch.float32
+    loss, _, n = label_smoothed_nll(logits, tgt, 0.1)
+    (loss / n).backward()
+    after = dict(model.named_parameters())
+    assert all(after[k] is originals[k] and after[k].dtype == torch.float32 for k in originals)
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+    # the same loss as float32 up to bfloat16 rounding
+    reference, _, _ = label_smoothed_nll(model(src, lengths, mask, tgt)[0], tgt, 0.1)
+    assert abs(float(loss) - float(reference)) / float(reference) < 0.02
+
+
+def test_translate_precision_option(monkeypatch, caplog):
+    gru = build_seq2seq(model_config("gru_bahdanau"), V, V)
+    assert precision.decode_dtype(32, "cpu", gru) == torch.float32
+    with pytest.raises(PrecisionError, match="precision=fp16: choose 32"):
+        precision.decode_dtype("fp16", "cpu", gru)
+    monkeypatch.setattr(precision, "native_bf16", lambda accelerator: False)
+    assert precision.decode_dtype("bf16", "cpu", gru) == torch.bfloat16
+    assert "emulated and runs slower than float32" in caplog.text
+    monkeypatch.setattr(precision, "cpu_bf16_lstm_supported", lambda: False)
+    lstm = build_seq2seq(model_config("lstm_bahdanau"), V, V)
+    with pytest.raises(PrecisionError, match="no bf16 kernel for nn.LSTM"):
+        precision.decode_dtype("bf16", "cpu", lstm)
+    assert precision.decode_dtype("bf16", "cuda", lstm) == torch.bfloat16
