@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seq2seq.allocator import tune_glibc_malloc  # noqa: E402
+from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc  # noqa: E402
 from seq2seq.checkpoint import load_module  # noqa: E402
 from seq2seq.data.batch import collate  # noqa: E402
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID  # noqa: E402
@@ -163,7 +163,8 @@ def per_sentence_beam(module: Seq2SeqModule, lines: list[str], beam: int = 5) ->
 
 def decode_speed(module: Seq2SeqModule, lines: list[str], device: str, baseline_n: int,
                  max_tokens: int) -> dict:
-    module = module.to(device).eval()
+    """Sentences/s of greedy and beam 5 (and the per-sentence baseline) of `module`, already on
+    `device` and in eval mode."""
     out = {}
     base = DecodeOptions.from_dict(module.config["decode"])
     for name, opts in (("greedy", replace(base, beam=1)), ("beam5", replace(base, beam=5))):
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("overrides", nargs="*", help="Hydra overrides of the reference config")
     args = p.parse_args(argv)
     tune_glibc_malloc()
+    limit_onednn_cache()
     steps = args.steps or (15 if args.quick else 100)
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=reference", "run_dir=.",

@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from seq2seq import CONF_DIR
-from seq2seq.allocator import tune_glibc_malloc
+from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.data.errors import DataError
 from seq2seq.decoding.options import DecodeConfigError
@@ -23,6 +23,7 @@ USER_ERRORS = (DataError, CheckpointError, PrecisionError, NonFiniteLossError, D
 
 def _run(fn, cfg: DictConfig):
     tune_glibc_malloc()
+    limit_onednn_cache()
     try:
         return fn(cfg)
     except USER_ERRORS as e:

@@ -53,3 +53,22 @@ def test_bf16_with_lstm_on_this_cpu_ends_in_a_clear_message(tmp_path, data_root)
     assert proc.returncode == 2
     assert "error: trainer.precision=bf16-mixed" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_train_in_bf16_with_float32_master_weights(tmp_path, data_root):
+    """bf16-mixed under DDP: each rank casts its weights once per step, gradients reach the
+    float32 parameters DDP all-reduces, and both ranks stay in step (a GRU model, which oneDNN
+    runs in bf16 on any CPU)."""
+    import torch
+
+    proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
+                "model=gru_bahdanau", "trainer.devices=2", "trainer.precision=bf16-mixed",
+                "trainer.max_steps=6", "trainer.limit_val_batches=1", "test=false"],
+               cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "precision bf16-mixed (trainer.precision=bf16-mixed" in proc.stdout + proc.stderr
+    ckpt = torch.load(tmp_path / "RUN" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 6
+    weights = [v for v in ckpt["state_dict"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)

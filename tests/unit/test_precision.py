@@ -3,6 +3,8 @@ what this CPU cannot run is refused with a message that says what to use instead
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -123,3 +125,14 @@ def test_translate_precision_option(monkeypatch, caplog):
     with pytest.raises(PrecisionError, match="no bf16 kernel for nn.LSTM"):
         precision.decode_dtype("bf16", "cpu", lstm)
     assert precision.decode_dtype("bf16", "cuda", lstm) == torch.bfloat16
+
+
+def test_onednn_cache_is_limited_unless_the_user_chose(monkeypatch):
+    from seq2seq.allocator import ONEDNN_PRIMITIVE_CACHE, limit_onednn_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    limit_onednn_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_PRIMITIVE_CACHE)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    limit_onednn_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
