@@ -59,3 +59,18 @@ def model_config(preset: str = "lstm_bahdanau", overrides: list[str] | None = No
         tiny[2] = "model.decoder.hidden_size=24"  # dot attention: decoder = 2 x encoder
     cfg = compose_train([f"model={preset}", *tiny, *(overrides or [])])
     return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def count_casts(monkeypatch, where: str) -> list:
+    """The dtypes of every seq2seq.precision.cast_weights call made through `where` (the
+    module attribute to patch, e.g. "seq2seq.translation.cast_weights"), appended as they come."""
+    from seq2seq import precision
+
+    calls, cast = [], precision.cast_weights
+
+    def counting(module, dtype):
+        calls.append(dtype)
+        return cast(module, dtype)
+
+    monkeypatch.setattr(where, counting)
+    return calls

@@ -184,8 +184,25 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+class _SplitFiles:
+    """A split's source and target files (`src_files`, `tgt_files`), named in messages."""
+
+    src_files: list[Path]
+    tgt_files: list[Path]
+
+    @property
+    def src_path(self) -> str:
+        """The source files, for messages."""
+        return files_label(self.src_files)
+
+    @property
+    def tgt_path(self) -> str:
+        """The target files, for messages."""
+        return files_label(self.tgt_files)
+
+
 @dataclass
-class ParallelText:
+class ParallelText(_SplitFiles):
     """Aligned source and target sentences of one split, with the files they came from (in
     order; a single path is taken as a list of one)."""
 
@@ -202,16 +219,6 @@ class ParallelText:
 
     def __len__(self) -> int:
         return len(self.src)
-
-    @property
-    def src_path(self) -> str:
-        """The source files, for messages."""
-        return files_label(self.src_files)
-
-    @property
-    def tgt_path(self) -> str:
-        """The target files, for messages."""
-        return files_label(self.tgt_files)
 
 
 def read_parallel(src: str | Path | Iterable[str | Path], tgt: str | Path | Iterable[str | Path],
@@ -255,7 +262,7 @@ def file_identity(path: Path) -> list:
 
 
 @dataclass
-class ParallelFiles:
+class ParallelFiles(_SplitFiles):
     """The files of one split, checked to exist and to pair up, without reading their text
     (a corpus of any size): `src_files[i]` pairs with `tgt_files[i]`."""
 
@@ -278,16 +285,6 @@ class ParallelFiles:
         if len(src_files) > 1:
             _warn_unlike_names(src_files, tgt_files)
         return cls(src_files, tgt_files)
-
-    @property
-    def src_path(self) -> str:
-        """The source files, for messages."""
-        return files_label(self.src_files)
-
-    @property
-    def tgt_path(self) -> str:
-        """The target files, for messages."""
-        return files_label(self.tgt_files)
 
     def identity(self) -> dict:
         """Both sides' file identities (see file_identity), for cache keys."""

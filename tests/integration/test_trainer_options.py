@@ -11,7 +11,7 @@ import torch
 
 from seq2seq import precision
 from seq2seq.pipeline import train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, count_casts
 from tests.integration.conftest import tiny_overrides
 
 
@@ -56,14 +56,7 @@ def test_adam_is_fused_and_clips_in_float32_and_in_bf16_on_a_cpu(tmp_path, data_
 
 def test_bf16_casts_the_weights_once_per_step_and_reports_its_precision(tmp_path, data_root,
                                                                          monkeypatch):
-    calls = []
-    cast = precision.cast_weights
-
-    def counting(module, dtype):
-        calls.append(dtype)
-        return cast(module, dtype)
-
-    monkeypatch.setattr(precision, "cast_weights", counting)
+    calls = count_casts(monkeypatch, "seq2seq.precision.cast_weights")
     run_dir = tmp_path / "run"
     train(compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",
                          "trainer.precision=bf16-mixed", "trainer.max_steps=4",

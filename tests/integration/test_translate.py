@@ -17,7 +17,7 @@ from seq2seq.data.tokenizer import _train_proto
 from seq2seq.decoding.options import DecodeOptions
 from seq2seq.precision import PrecisionError
 from seq2seq.translation import translate, translate_lines
-from tests.conftest import CONF, MAX_TOKENS, compose_train
+from tests.conftest import CONF, MAX_TOKENS, compose_train, count_casts
 
 LINES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee.", "Eine Frau liest."]
 
@@ -212,16 +212,7 @@ def test_reranking_with_a_reverse_model(tiny_run, tmp_path, caplog):
 
 def test_bf16_translation_casts_the_weights_and_scores_like_float32(tiny_run, tmp_path,
                                                                     monkeypatch):
-    from seq2seq import precision
-
-    casts = []
-    cast = precision.cast_weights
-
-    def counting(module, dtype):
-        casts.append(dtype)
-        return cast(module, dtype)
-
-    monkeypatch.setattr("seq2seq.translation.cast_weights", counting)
+    casts = count_casts(monkeypatch, "seq2seq.translation.cast_weights")
     files = _files(tmp_path, tiny_run)
     fp32 = translate(_cfg([*files, f"out={tmp_path / 'A'}", "beam=3", "nbest=3",
                            "scores=true"]))
