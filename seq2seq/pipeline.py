@@ -73,10 +73,14 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list, module=None,
                   **overrides) -> L.Trainer:
     """The Trainer of a train config (`overrides` replace cfg.trainer keys), with the batch
     sampler left to the datamodule and checkpoints written atomically. trainer.precision=auto
-    is resolved (for `module`, see precision.resolve_precision); bf16 on a CPU runs through
-    CastWeightsPrecision."""
+    is resolved (for `module`, see precision.resolve_precision), checked against `module` and
+    logged; bf16 on a CPU runs through CastWeightsPrecision."""
     args = {**OmegaConf.to_container(cfg.trainer, resolve=True), **overrides}
-    precision = resolve_precision(args.pop("precision"), args["accelerator"], module)
+    requested = args.pop("precision")
+    precision = resolve_precision(requested, args["accelerator"], module)
+    if module is not None:
+        check_precision(precision, args["accelerator"], module)
+        log.info("%s", describe_precision(requested, precision, args["accelerator"]))
     plugins = [StreamingCheckpointIO()]
     if precision in CPU_BF16 and not on_gpu(args["accelerator"]):
         plugins.append(CastWeightsPrecision())
@@ -118,10 +122,6 @@ def train(cfg: DictConfig) -> dict:
     data = module.config["data"]
     log.info("model: %s parameters, %s -> %s", f"{n_params:,}", data["src"], data["tgt"])
     log.info("%s", describe(module.config["provenance"]))
-    accelerator = cfg.trainer.accelerator
-    precision = resolve_precision(cfg.trainer.precision, accelerator, module)
-    check_precision(precision, accelerator, module)
-    log.info("%s", describe_precision(cfg.trainer.precision, precision, accelerator))
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -179,22 +180,20 @@ class ParallelDataModule(L.LightningDataModule):
             train = self._files("train")
             pairs = self.spm_sentences // 2 if self.joint_vocab else self.spm_sentences
             key = json.dumps({"files": train.identity(), "pairs": pairs, "seed": self.seed})
-            sample: list[tuple[list[str], list[str]]] = []
 
-            def text(side: int) -> Callable[[], list[str]]:
-                def read() -> list[str]:
-                    if not sample:
-                        log.info("sampling up to %d training pairs for SentencePiece", pairs)
-                        sample.append(train.sample(pairs, self.seed))
-                    sides = (0, 1) if side < 0 else (side,)
-                    return [s for i in sides for s in sample[0][i] if s.strip()]
-                return read
+            @functools.cache
+            def sample() -> tuple[list[str], list[str]]:  # read only if a model is trained
+                log.info("sampling up to %d training pairs for SentencePiece", pairs)
+                return train.sample(pairs, self.seed)
+
+            def text(*sides: int) -> Callable[[], list[str]]:
+                return lambda: [s for i in sides for s in sample()[i] if s.strip()]
 
             common = dict(vocab_size=self.vocab_size, model_type=self.vocab_type,
                           cache_dir=self.cache_dir)
             if self.joint_vocab:
                 src_tok = tgt_tok = train_or_load(
-                    text(-1), tag="joint", source=f"{train.src_path} and {train.tgt_path}",
+                    text(0, 1), tag="joint", source=f"{train.src_path} and {train.tgt_path}",
                     key=key, **common)
             else:
                 src_tok = train_or_load(text(0), tag="src", source=train.src_path, key=key,
