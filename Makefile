@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install train test test-fast bench bench-data report table lint format clean
+.PHONY: help install train test test-fast bench bench-data report lengths table lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench-data: $(STAMP)  ## data-layer benchmark: cold/warm set-up, memory of 2 ran
 
 report: $(STAMP)  ## compare the runs under RUNS=DIR (a sweep dir): report.md and plots there
 	$(PY) experiments/report.py $(RUNS)
+
+lengths: $(STAMP)  ## BLEU by source length of RUNS="dir1 dir2" (run dirs): lengths.md + plot (ARGS="--beam --out DIR")
+	$(PY) experiments/lengths.py $(RUNS) $(ARGS)
 
 TABLE ?= experiments/runs
 TABLE_MODELS ?= lstm_bahdanau,gru_bahdanau,lstm_luong_general,lstm_noattn
