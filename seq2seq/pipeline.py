@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import platform
-import re
 import time
 from pathlib import Path
 
@@ -211,13 +210,13 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
 def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer,
                    metrics: dict, n_params: int, seconds: float) -> None:
     """<run dir>/results.json: one run's summary, read by experiments/report.py."""
-    m, data = cfg.model, module.config["data"]
+    data, model = module.config["data"], module.model
     results = {
         "name": cfg.get("name"),
         "config": {
             "src_lang": data["src"], "tgt_lang": data["tgt"],
-            "encoder": m.encoder.cell, "decoder": m.decoder.cell,
-            "attention": _attention_name(m.attention._target_),
+            "encoder": model.encoder.describe(), "decoder": model.decoder.describe(),
+            "attention": model.decoder.attention_name(),
             "label_smoothing": cfg.loss.label_smoothing,
             "scheduled_sampling": cfg.scheduled_sampling.schedule,
             "beam": cfg.decode.beam,
@@ -240,12 +239,6 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
         "provenance": module.config["provenance"],
     }
     atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
-
-
-def _attention_name(target: str) -> str:
-    """seq2seq.models.attention.LuongDotAttention -> luong_dot (the config name)."""
-    name = re.sub(r"(?<!^)(?=[A-Z])", "_", target.rsplit(".", 1)[-1].removesuffix("Attention"))
-    return {"no": "none"}.get(name.lower(), name.lower())
 
 
 def _overrides() -> list[str]:

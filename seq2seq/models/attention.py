@@ -26,12 +26,13 @@ class Attention(nn.Module):
     Args:
         query_size: decoder hidden size Hq.
         value_size: encoder output size Hv.
-    Class attribute `before_rnn`: True when the query is the previous decoder state and the
+    Class attributes: `name`, the config name results.json shows; `before_rnn`: True when the query is the previous decoder state and the
     context is an input of the decoder RNN (Bahdanau); False when the query is the new state
     and the context only feeds the output layer (Luong).
     """
 
     before_rnn = False
+    name = "attention"  # the config name (conf/model/attention/<name>.yaml)
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__()
@@ -59,6 +60,8 @@ class Attention(nn.Module):
 class NoAttention(Attention):
     """The vanilla encoder-decoder baseline: one fixed context, the mean of the source states."""
 
+    name = "none"
+
     def forward(self, query, keys, values, mask):
         m = mask.to(values.dtype)[:, None, :]  # [B, 1, S]
         weights = m / m.sum(-1, keepdim=True)
@@ -71,6 +74,8 @@ class BahdanauAttention(Attention):
 
     The query is the previous decoder state; the context is fed to the decoder RNN.
     """
+
+    name = "bahdanau"
 
     before_rnn = True
 
@@ -92,6 +97,8 @@ class BahdanauAttention(Attention):
 class LuongDotAttention(Attention):
     """Luong et al. 2015 dot score: h_t^T h_j. Needs equal decoder and encoder sizes."""
 
+    name = "luong_dot"
+
     def __init__(self, query_size: int, value_size: int):
         super().__init__(query_size, value_size)
         if query_size != value_size:
@@ -108,6 +115,8 @@ class LuongDotAttention(Attention):
 class LuongGeneralAttention(Attention):
     """Luong et al. 2015 general score: h_t^T W h_j, with W h_j projected once per batch."""
 
+    name = "luong_general"
+
     def __init__(self, query_size: int, value_size: int):
         super().__init__(query_size, value_size)
         self.key_proj = nn.Linear(value_size, query_size, bias=False)
@@ -121,5 +130,7 @@ class LuongGeneralAttention(Attention):
 
 class LuongConcatAttention(BahdanauAttention):
     """Luong et al. 2015 concat score: v^T tanh(W [h_t; h_j]), with the new decoder state h_t."""
+
+    name = "luong_concat"
 
     before_rnn = False

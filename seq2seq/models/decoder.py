@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from seq2seq.models.attention import Attention
-from seq2seq.models.encoder import EncoderOutput
+from seq2seq.models.contract import Decoder, EncoderOutput, masked_mean
 from seq2seq.models.rnn import check_shape, rnn_class
 
 
@@ -50,7 +50,7 @@ class DecoderState:
         return DecoderState(**out)
 
 
-class RNNDecoder(nn.Module):
+class RNNDecoder(Decoder):
     """Target embeddings, a GRU/LSTM, attention and the output layer over [s_t; c_t].
 
     Args:
@@ -69,6 +69,8 @@ class RNNDecoder(nn.Module):
             (the attentional vector then has size E).
         pad_id: padding id.
     """
+
+    uses_attention = True
 
     def __init__(self, *, vocab_size: int, emb_size: int, attention: Attention,
                  encoder_size: int, cell: str, hidden_size: int, num_layers: int, dropout: float,
@@ -98,6 +100,9 @@ class RNNDecoder(nn.Module):
         if tie_embeddings:
             self.output.weight = self.embedding.weight
 
+    def describe(self) -> str:
+        return "lstm" if self.is_lstm else "gru"
+
     @property
     def parallel_forward(self) -> bool:
         """Whether teacher forcing can run the RNN over all steps in one call."""
@@ -108,7 +113,9 @@ class RNNDecoder(nn.Module):
         B = enc.states.size(0)
         check_shape("src_mask", src_mask, (B, enc.states.size(1)))
         if self.bridge is not None:
-            h = torch.tanh(self.bridge(enc.final))  # [B, L * H]
+            summary = enc.summary if enc.summary is not None else masked_mean(enc.states,
+                                                                              src_mask)
+            h = torch.tanh(self.bridge(summary))  # [B, L * H]
             h = h.view(B, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
         else:
             h = enc.states.new_zeros(self.num_layers, B, self.hidden_size)

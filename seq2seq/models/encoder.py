@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.models.contract import Encoder, EncoderOutput
 from seq2seq.models.rnn import rnn_class
 
-
-@dataclass
-class EncoderOutput:
-    """states: [B, S, H_enc] top-layer outputs (zero at padding);
-    final: [B, H_enc] last state of the top layer (both directions concatenated)."""
-
-    states: torch.Tensor
-    final: torch.Tensor
+__all__ = ["EncoderOutput", "RNNEncoder"]
 
 
-class RNNEncoder(nn.Module):
+class RNNEncoder(Encoder):
     """Embeds source ids and runs a multi-layer (bi)directional RNN.
 
     Args:
@@ -46,8 +38,13 @@ class RNNEncoder(nn.Module):
         )
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
-        """src: [B, S] long; src_lengths: [B] long (>= 1) -> EncoderOutput."""
+    def describe(self) -> str:
+        return self.cell
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor,
+                src_mask: torch.Tensor | None = None) -> EncoderOutput:
+        """src: [B, S] long; src_lengths: [B] long (>= 1); src_mask: [B, S] bool (unused: the
+        lengths pack the sequences) -> EncoderOutput, summary = the top layer's last state."""
         emb = self.dropout(self.embedding(src))  # [B, S, E]
         packed = pack_padded_sequence(emb, src_lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
@@ -56,4 +53,4 @@ class RNNEncoder(nn.Module):
         h = hidden[0] if isinstance(hidden, tuple) else hidden  # [L * dirs, B, H]
         dirs = 2 if self.rnn.bidirectional else 1
         final = h[-dirs:].transpose(0, 1).reshape(src.size(0), -1)  # [B, dirs * H]
-        return EncoderOutput(states=self.dropout(states), final=final)
+        return EncoderOutput(states=self.dropout(states), summary=final)

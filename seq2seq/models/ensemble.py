@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.models.decoder import DecoderState
+from seq2seq.models.contract import DecoderStateLike
 from seq2seq.models.seq2seq import Seq2Seq
 
 
@@ -26,12 +26,12 @@ def mean_log_prob(log_probs: list[torch.Tensor]) -> torch.Tensor:
 
 @dataclass
 class EnsembleState:
-    """One DecoderState per member, each for the same B rows."""
+    """One decoder state per member, each for the same B rows."""
 
-    states: list[DecoderState]
+    states: list[DecoderStateLike]
 
     def index_select(self, rows: torch.Tensor, same_source: bool = False) -> EnsembleState:
-        """The state of rows `rows` ([B'] long) in every member (see DecoderState.index_select)."""
+        """The state of rows `rows` ([B'] long) in every member (see DecoderStateLike.index_select)."""
         return EnsembleState([s.index_select(rows, same_source) for s in self.states])
 
 

@@ -8,20 +8,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from seq2seq.models.decoder import DecoderState, RNNDecoder
-from seq2seq.models.encoder import RNNEncoder
+from seq2seq.models.attention import Attention
+from seq2seq.models.contract import Decoder, DecoderStateLike, Encoder
 from seq2seq.models.init import init_parameters
 
-ALLOWED_PREFIX = "seq2seq.models."
+PARTS = {"encoder": Encoder, "attention": Attention, "decoder": Decoder}
 
 
-def locate(target: str) -> Any:
-    """The class named by a config's `_target_`, only from inside seq2seq.models (configs come
-    from checkpoints too, and must never name arbitrary callables)."""
-    if not isinstance(target, str) or not target.startswith(ALLOWED_PREFIX):
-        raise ValueError(f"_target_ {target!r} is not a class of {ALLOWED_PREFIX}*")
+def locate(target: str, part: str = "encoder") -> Any:
+    """The class named by a config's `_target_` ("package.module.Class"), which must be a
+    subclass of the part's base class (Encoder, Attention or Decoder): configs come from
+    checkpoints too, and must never name arbitrary callables. Any importable module may hold
+    it, so a new architecture needs no change here."""
+    base = PARTS[part]
+    option = f"model.{part}._target_"
+    if not isinstance(target, str) or "." not in target:
+        raise ValueError(f"{option}={target!r} is not a class path like "
+                         f"seq2seq.models.encoder.RNNEncoder")
     module, _, name = target.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"{option}={target!r} cannot be imported ({e}); check the name, or "
+                         "install the package that defines it") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ValueError(f"{option}={target!r} is not a subclass of "
+                         f"{base.__module__}.{base.__name__}")
+    return cls
 
 
 def _kwargs(cfg: dict) -> dict:
@@ -29,16 +42,17 @@ def _kwargs(cfg: dict) -> dict:
 
 
 class Seq2Seq(nn.Module):
-    """An encoder and a decoder (which holds the attention)."""
+    """An encoder and a decoder (which holds the attention), any pair that honours the contract
+    of seq2seq/models/contract.py."""
 
-    def __init__(self, encoder: RNNEncoder, decoder: RNNDecoder):
+    def __init__(self, encoder: Encoder, decoder: Decoder):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor,
-               src_mask: torch.Tensor) -> DecoderState:
+               src_mask: torch.Tensor) -> DecoderStateLike:
         """src: [B, S]; src_lengths: [B]; src_mask: [B, S] -> the decoder's initial state."""
-        return self.decoder.init_state(self.encoder(src, src_lengths), src_mask)
+        return self.decoder.init_state(self.encoder(src, src_lengths, src_mask), src_mask)
 
     def forward(self, src, src_lengths, src_mask, tgt_in, teacher_forcing_ratio: float = 1.0):
         """Teacher-forced pass -> logits [B, T, V], attention weights [B, T, S]."""
@@ -51,16 +65,32 @@ def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
     """Build from a plain-data model config ({emb_size, tie_embeddings, init, emb_init_std,
     encoder, attention, decoder}, each part with its `_target_` and every key given: conf/model/
     is where the defaults live), wiring the sizes that depend on other parts, then initialize
-    the parameters (seq2seq/models/init.py)."""
-    enc_cfg, att_cfg, dec_cfg = (dict(cfg[k]) for k in ("encoder", "attention", "decoder"))
-    encoder = locate(enc_cfg["_target_"])(vocab_size=src_vocab_size, emb_size=cfg["emb_size"],
-                                          pad_id=pad_id, **_kwargs(enc_cfg))
-    attention = locate(att_cfg["_target_"])(
-        query_size=dec_cfg["hidden_size"], value_size=encoder.output_size, **_kwargs(att_cfg))
-    decoder = locate(dec_cfg["_target_"])(
-        vocab_size=tgt_vocab_size, emb_size=cfg["emb_size"], attention=attention,
-        encoder_size=encoder.output_size, tie_embeddings=cfg["tie_embeddings"],
-        pad_id=pad_id, **_kwargs(dec_cfg))
+    the parameters (seq2seq/models/init.py).
+
+    The attention part is built only for decoders with `uses_attention` (query size = the
+    decoder's hidden_size); decoders with their own attention need it empty (null).
+    """
+    enc_cfg, dec_cfg = dict(cfg["encoder"]), dict(cfg["decoder"])
+    att_cfg = dict(cfg["attention"]) if cfg.get("attention") else None
+    encoder = locate(enc_cfg["_target_"], "encoder")(
+        vocab_size=src_vocab_size, emb_size=cfg["emb_size"], pad_id=pad_id, **_kwargs(enc_cfg))
+    decoder_cls = locate(dec_cfg["_target_"], "decoder")
+    wired = {}
+    if decoder_cls.uses_attention:
+        if att_cfg is None:
+            raise ValueError(f"{dec_cfg['_target_']} needs an attention: choose one with "
+                             "model/attention=<name> (none for no attention)")
+        wired["attention"] = locate(att_cfg["_target_"], "attention")(
+            query_size=dec_cfg["hidden_size"], value_size=encoder.output_size,
+            **_kwargs(att_cfg))
+    elif att_cfg is not None:
+        raise ValueError(f"{dec_cfg['_target_']} has its own attention, so model.attention "
+                         "must be empty: add `~model/attention` (or model/attention=null) to "
+                         "the command, or use a preset that leaves it out")
+    decoder = decoder_cls(vocab_size=tgt_vocab_size, emb_size=cfg["emb_size"],
+                          encoder_size=encoder.output_size,
+                          tie_embeddings=cfg["tie_embeddings"], pad_id=pad_id,
+                          **wired, **_kwargs(dec_cfg))
     model = Seq2Seq(encoder, decoder)
     init_parameters(model, cfg["init"], cfg["emb_init_std"])
     return model

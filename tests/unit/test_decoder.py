@@ -98,9 +98,14 @@ def test_scheduled_sampling_changes_inputs_but_keeps_shapes():
     assert not torch.allclose(own[:, 1:], tf[:, 1:])
 
 
-def test_targets_outside_the_model_package_are_refused():
-    with pytest.raises(ValueError, match="not a class of seq2seq.models"):
-        locate("os.system")
+def test_targets_that_are_not_model_parts_are_refused():
+    with pytest.raises(ValueError, match="not a subclass of seq2seq.models.contract.Encoder"):
+        locate("os.system", "encoder")
+    with pytest.raises(ValueError, match="not a subclass of seq2seq.models.contract.Decoder"):
+        locate("seq2seq.models.encoder.RNNEncoder", "decoder")
+    with pytest.raises(ValueError, match="model.attention._target_='seq2seq.models.nope.X' "
+                                         "cannot be imported"):
+        locate("seq2seq.models.nope.X", "attention")
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -17,7 +17,7 @@ def test_padding_does_not_change_a_sentence_encoding(cell, bidirectional):
     dirs = 2 if bidirectional else 1
     assert together.states.shape == (2, 7, 6 * dirs)
     torch.testing.assert_close(together.states[0, :4], alone.states[0])
-    torch.testing.assert_close(together.final[0], alone.final[0])
+    torch.testing.assert_close(together.summary[0], alone.summary[0])
     assert torch.all(together.states[0, 4:] == 0)
 
 
