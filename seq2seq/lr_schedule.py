@@ -9,11 +9,14 @@ class WarmupSchedule:
     """lr multiplier at step i.
 
     name: "constant"; "inverse_sqrt" (linear warmup, then sqrt(warmup / i));
-    "cosine" (linear warmup, then cosine decay to `min_ratio` at `total_steps`).
+    "cosine" (linear warmup, then cosine decay to `min_ratio` at `total_steps`);
+    "noam" (Vaswani et al. 2017, eq. 3: d_model^-0.5 * min(s^-0.5, s * warmup^-1.5) at step
+    s = i + 1, divided by its peak d_model^-0.5 * warmup^-0.5, so the base lr is the peak,
+    reached at s = warmup; the paper's own rate is lr = (d_model * warmup)^-0.5).
     A plain object (not a closure) so LambdaLR can save and restore it in checkpoints.
     """
 
-    NAMES = ("constant", "inverse_sqrt", "cosine")
+    NAMES = ("constant", "inverse_sqrt", "cosine", "noam")
 
     def __init__(self, name: str, warmup_steps: int, total_steps: int, min_ratio: float):
         if name not in self.NAMES:
@@ -23,6 +26,9 @@ class WarmupSchedule:
         self.total_steps, self.min_ratio = total_steps, min_ratio
 
     def __call__(self, step: int) -> float:
+        if self.name == "noam":
+            s, w = step + 1, max(self.warmup_steps, 1)
+            return min(s ** -0.5, s * w ** -1.5) * math.sqrt(w)
         if self.warmup_steps and step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         if self.name == "constant":

@@ -49,15 +49,41 @@ def compose_train(overrides: list[str] | None = None):
         return compose("train", overrides=overrides or [])
 
 
+# overrides that shrink each kind of part to a tiny size, by the config name of the part
+TINY_PART = {
+    "transformer": ["hidden_size=16", "num_heads=2", "ff_size=32", "dropout=0",
+                    "attention_dropout=0"],
+    "rnn_encoder": ["hidden_size=12", "dropout=0"],
+    "rnn_decoder": ["hidden_size=20", "dropout=0", "hidden_dropout=0"],
+}
+
+
+def _part_name(preset: str, part: str, overrides: list[str]) -> str:
+    """The config name of a preset's encoder or decoder (after `model/<part>=` overrides)."""
+    for o in overrides:
+        if o.startswith(f"model/{part}="):
+            return o.split("=", 1)[1]
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{preset}.yaml").defaults)
+    for entry in defaults:
+        if isinstance(entry, dict) and part in entry:
+            return entry[part]
+    raise KeyError(f"preset {preset} has no {part}")
+
+
 def model_config(preset: str = "lstm_bahdanau", overrides: list[str] | None = None,
                  small: bool = True) -> dict:
     """The plain model config of a preset, shrunk to a tiny size by default."""
-    tiny = ["model.emb_size=16", "model.encoder.hidden_size=12", "model.decoder.hidden_size=20",
-            "model.encoder.dropout=0", "model.decoder.dropout=0",
-            "model.decoder.hidden_dropout=0"] if small else []
-    if small and preset.startswith("gru_luong_dot"):
-        tiny[2] = "model.decoder.hidden_size=24"  # dot attention: decoder = 2 x encoder
-    cfg = compose_train([f"model={preset}", *tiny, *(overrides or [])])
+    overrides = list(overrides or [])
+    tiny = []
+    if small:
+        tiny.append("model.emb_size=16")
+        for part in ("encoder", "decoder"):
+            name = _part_name(preset, part, overrides)
+            kind = name if name == "transformer" else f"rnn_{part}"
+            tiny += [f"model.{part}.{o}" for o in TINY_PART[kind]]
+        if preset.startswith("gru_luong_dot"):  # dot attention: decoder = 2 x encoder
+            tiny[tiny.index("model.decoder.hidden_size=20")] = "model.decoder.hidden_size=24"
+    cfg = compose_train([f"model={preset}", *tiny, *overrides])
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 

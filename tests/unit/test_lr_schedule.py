@@ -28,3 +28,14 @@ def test_schedule_survives_state_dict_round_trip():
     sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupSchedule("cosine", 5, 50, 0.1))
     state = sched.state_dict()
     assert state["lr_lambdas"][0]["total_steps"] == 50
+
+
+def test_noam_schedule_is_the_notes_formula_scaled_to_peak_at_warmup():
+    d_model, warmup = 256, 400
+    s = WarmupSchedule("noam", warmup_steps=warmup, total_steps=0, min_ratio=0.0)
+    peak = d_model ** -0.5 * warmup ** -0.5
+    for i in (0, 1, 199, 399, 400, 1000, 5000):
+        step = i + 1  # LambdaLR counts from 0, the formula from 1
+        notes = d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+        assert s(i) == pytest.approx(notes / peak)
+    assert s(warmup - 1) == pytest.approx(1.0)
