@@ -1,0 +1,64 @@
+"""serve(cfg): load the model, build the app, run uvicorn until SIGINT/SIGTERM; serve_main is
+the Hydra entry point of serve.py and the seq2seq-serve console script."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from seq2seq import CONF_DIR
+from seq2seq.serving.backends import ServeError, load_backend
+from seq2seq.serving.schema import Limits
+
+
+def build_app(cfg: DictConfig):
+    """The backend of cfg.ckpt or cfg.model and the application over it; a model that cannot
+    be loaded raises the one-line error the CLIs give (CheckpointError, ServeError)."""
+    ckpt = list(cfg.ckpt) if isinstance(cfg.get("ckpt"), ListConfig) else cfg.get("ckpt")
+    backend = load_backend(ckpt, cfg.get("model"), cfg.get("device"),
+                           cfg.batching.max_tokens, cfg.get("threads"))
+    from seq2seq.serving.app import create_app
+
+    limits = Limits(**OmegaConf.to_container(cfg.limits))
+    return backend, create_app(backend, limits, window_ms=cfg.batching.window_ms,
+                               max_tokens=cfg.batching.max_tokens,
+                               max_queue=cfg.batching.max_queue,
+                               retry_after_s=cfg.batching.retry_after_s)
+
+
+def serve(cfg: DictConfig) -> None:
+    """Serve until interrupted; SIGINT/SIGTERM stop accepting connections and let the requests
+    in flight finish (up to cfg.graceful_timeout_s) before the model is let go."""
+    import uvicorn
+
+    backend, app = build_app(cfg)
+    info = backend.info()
+    way = (f"{info.get('source_lang')} -> {info.get('target_lang')}"
+           if info.get("source_lang") else "(direction not recorded)")
+    print(f"serving {way} with {cfg.get('ckpt') or cfg.get('model')} on "
+          f"http://{cfg.host}:{cfg.port} (page: /, API docs: /docs)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level,
+                timeout_graceful_shutdown=cfg.graceful_timeout_s,
+                limit_concurrency=cfg.get("limit_connections"), access_log=cfg.access_log)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that end in one line, not a traceback: ours, and the CLIs' where torch is here."""
+    try:
+        from seq2seq.cli import USER_ERRORS
+    except ImportError:  # a torch-free install serving an exported model
+        return (ServeError,)
+    return (ServeError, *USER_ERRORS)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
+def serve_main(cfg: DictConfig) -> None:
+    """python serve.py ckpt=PATH [port=8000] | model=DIR"""
+    errors = _user_errors()
+    try:
+        serve(cfg)
+    except errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
