@@ -1,0 +1,143 @@
+"""Translator: an export folder in, translations out, without PyTorch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq.runtime.bundle import Bundle, feed
+from seq2seq.runtime.search import Hypothesis, State, beam_search, max_output_length
+
+log = logging.getLogger(__name__)
+
+MAX_TOKENS = 4000  # padded source tokens per batch, as translate.py's default
+
+
+def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Positions of `lengths` in batches of similar length whose padded size (count x longest)
+    stays within max_tokens (raised to the longest): the batches translate.py forms
+    (seq2seq/data/sampler.py, ordered_batches), in the same order."""
+    if not lengths:
+        return []
+    order = np.argsort(np.asarray(lengths), kind="stable").tolist()
+    budget = max(max_tokens, max(lengths))
+    batches, current = [], []
+    for i in order:
+        if current and (len(current) + 1) * lengths[i] > budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    return batches + [current]
+
+
+class Translator:
+    """Translate with an exported model (see the package docstring for what `translate`
+    returns).
+
+    path: the export folder; threads: onnxruntime intra-op threads (0 = its own choice);
+    max_tokens: padded source tokens per batch.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0, max_tokens: int = MAX_TOKENS):
+        self.bundle = Bundle(path, threads=threads)
+        self.manifest = m = self.bundle.manifest
+        self.layout = m["state"]
+        self.defaults = dict(m["decode"])
+        self.max_tokens = max_tokens
+        self.eos = m["ids"]["eos"]
+        self._changed = [e["name"] for e in self.layout if not e["static"]]
+        unported = [k for k in ("coverage", "no_repeat_ngram_size") if self.defaults.get(k)]
+        if unported or self.defaults.get("sample"):
+            log.warning("%s: the model's decode defaults ask for %s, which the runtime does not "
+                        "apply (beam search with a length penalty only)", path,
+                        ", ".join(unported + (["sample"] if self.defaults.get("sample") else [])))
+
+    def info(self) -> dict:
+        """What a server shows: languages, vocabulary sizes, parameters, decode defaults."""
+        m = self.manifest
+        return {"path": str(self.bundle.path), "format_version": m["format_version"],
+                "languages": m["languages"], "vocab_size": m["vocab_size"],
+                "parameters": m["model"]["parameters"], "model": m["model"],
+                "max_len": m["max_len"], "decode": dict(self.defaults)}
+
+    # -- the graphs ---------------------------------------------------------------------------
+
+    def _encode(self, ids: list[list[int]]) -> tuple[State, np.ndarray]:
+        """Source ids (eos appended here) -> initial state and lengths [B] int64."""
+        lengths = np.array([len(s) + 1 for s in ids], dtype=np.int64)
+        src = np.zeros((len(ids), int(lengths.max())), dtype=np.int64)  # pad 0
+        for i, s in enumerate(ids):
+            src[i, : len(s)] = s
+            src[i, len(s)] = self.eos
+        mask = np.arange(src.shape[1])[None, :] < lengths[:, None]  # [B, S]
+        enc = self.bundle.encoder
+        out = enc.run(None, feed(enc, {"src": src, "src_lengths": lengths, "src_mask": mask}))
+        return State(dict(zip([e["name"] for e in self.layout], out, strict=True)),
+                     self.layout), lengths
+
+    def _step(self, prev: np.ndarray, state: State):
+        sess = self.bundle.step
+        out = sess.run(None, feed(sess, {"prev": prev, **state.arrays}))
+        arrays = dict(state.arrays)
+        arrays.update(zip(self._changed, out[2:], strict=True))
+        return out[0], State(arrays, self.layout), out[1]
+
+    # -- translation --------------------------------------------------------------------------
+
+    def search(self, texts: list[str], beam: int, nbest: int, alpha: float, max_len_a: float,
+               max_len_b: int, min_len: int = 0) -> tuple[list[list[int]], list[list[Hypothesis]]]:
+        """Source ids and n-best lists of `texts`, in input order; empty texts get none."""
+        ids = [self.bundle.src_spm.encode(t if t.strip() else "", out_type=int) for t in texts]
+        nbest_lists: list[list[Hypothesis]] = [[] for _ in texts]
+        rows = [i for i, s in enumerate(ids) if s]
+        for batch in length_batches([len(ids[i]) + 1 for i in rows], self.max_tokens):
+            idx = [rows[j] for j in batch]
+            state, lengths = self._encode([ids[i] for i in idx])
+            limit = max_output_length(lengths, max_len_a, max_len_b)
+            hyps = beam_search(self._step, state, lengths, limit, beam=beam, alpha=alpha,
+                               nbest=nbest, min_len=min_len)
+            for i, h in zip(idx, hyps, strict=True):
+                nbest_lists[i] = h
+        return ids, nbest_lists
+
+    def translate(self, texts: list[str], beam: int | None = None, nbest: int = 1,
+                  alpha: float | None = None, max_len_a: float | None = None,
+                  max_len_b: int | None = None, with_scores: bool = False,
+                  with_attention: bool = False) -> list:
+        """One result per text: its best translation (a string), or with nbest > 1,
+        with_scores or with_attention a list of dicts, best first (see the package docstring).
+        None takes the model's decode default."""
+        if isinstance(texts, str):
+            raise TypeError("translate() takes a list of texts; wrap one text in a list")
+        d = self.defaults
+        beam = d["beam"] if beam is None else int(beam)
+        nbest = d["nbest"] if nbest is None else int(nbest)
+        if beam < 1 or nbest < 1:
+            raise ValueError(f"beam={beam}, nbest={nbest}: both must be at least 1")
+        beam = max(beam, nbest)  # as translate.py: n-best lists need a beam at least as wide
+        ids, lists = self.search(
+            list(texts), beam, nbest, d["alpha"] if alpha is None else float(alpha),
+            d["max_len_a"] if max_len_a is None else float(max_len_a),
+            d["max_len_b"] if max_len_b is None else int(max_len_b), int(d.get("min_len", 0)))
+        tgt = self.bundle.tgt_spm
+        if nbest == 1 and not with_scores and not with_attention:
+            best = tgt.decode([[i for i in h[0].tokens if i > self.eos] if h else []
+                               for h in lists])
+            return [b if h else "" for b, h in zip(best, lists, strict=True)]
+        out = []
+        for src, hyps in zip(ids, lists, strict=True):
+            items = []
+            for h in hyps:
+                item = {"text": tgt.decode([i for i in h.tokens if i > self.eos]),
+                        "score": h.score, "tokens": list(h.tokens)}
+                if with_attention:
+                    item["attention"] = h.attention.tolist()
+                    item["src_pieces"] = [self.bundle.src_spm.id_to_piece(i) for i in src] + [
+                        "</s>"]
+                    item["tgt_pieces"] = ([tgt.id_to_piece(i) for i in h.tokens]
+                                          + ["</s>"])[: len(h.attention)]
+                items.append(item)
+            out.append(items)
+        return out
