@@ -44,9 +44,14 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 def compose_train(overrides: list[str] | None = None):
-    """The train config as train.py would see it, with `overrides`."""
+    """The train config as train.py would see it, with `overrides`, in float32 unless they
+    name a precision: `trainer.precision=auto` (the default) would otherwise train in bf16 on
+    some machines and float32 on others, and tests compare exact values."""
+    overrides = list(overrides or [])
+    if not any(o.startswith("trainer.precision=") for o in overrides):
+        overrides.append("trainer.precision=32-true")
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=overrides or [])
+        return compose("train", overrides=overrides)
 
 
 # overrides that shrink each kind of part to a tiny size, by the config name of the part

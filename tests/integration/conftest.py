@@ -11,8 +11,9 @@ from seq2seq.data.corpus import read_lines
 from seq2seq.pipeline import train
 from tests.conftest import compose_train
 
-# a tiny model trained on the CPU, with a small vocabulary and batches, that prints no examples
-TINY = ["data.vocab_size=300", "data.max_tokens=400", "model=gru_bahdanau", "model.emb_size=32",
+# a tiny model trained on the CPU in float32 (the default `auto` would pick bf16 on some machines
+# only), with a small vocabulary and batches, that prints no examples; later overrides win
+TINY = ["trainer.precision=32-true", "data.vocab_size=300", "data.max_tokens=400", "model=gru_bahdanau", "model.emb_size=32",
         "model.encoder.hidden_size=32", "model.decoder.hidden_size=48", "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false", "logger=csv", "show_examples=0"]
 

@@ -76,3 +76,37 @@ def test_auto_precision_is_resolved_and_recorded(tmp_path, data_root):
     want = "bf16-mixed" if precision.native_bf16("cpu") else "32-true"
     assert results["precision"] == {"requested": "auto", "used": want,
                                     "cpu": precision.cpu_features()}
+
+
+def test_auto_is_the_default_precision():
+    from omegaconf import OmegaConf
+
+    from tests.conftest import CONF
+
+    assert OmegaConf.load(CONF / "trainer" / "default.yaml").precision == "auto"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("requested", [None, "bf16-mixed"])
+def test_the_quick_recipe_commands_train_in_the_precision_they_name(tmp_path, data_root,
+                                                                    requested):
+    """`python train.py experiment=multi30k_quick` (auto) and the same with
+    `trainer.precision=bf16-mixed`, cut to 3 updates: the recipe trains in what it asked for
+    and records it (its GRU model runs in bf16 on any CPU)."""
+    from tests.conftest import ROOT
+    from tests.integration.test_cli import run
+
+    args = [str(ROOT / "train.py"), "experiment=multi30k_quick", "hydra.run.dir=RUN",
+            "trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.limit_val_batches=1",
+            "test=false", "logger=csv"]
+    if requested:
+        args.append(f"trainer.precision={requested}")
+    env = {"SEQ2SEQ_DATA_DIR": str(data_root), "SEQ2SEQ_CACHE_DIR": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    proc = run(args, cwd=tmp_path, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "RUN" / "results.json").read_text())
+    want = requested or ("bf16-mixed" if precision.native_bf16("cpu") else "32-true")
+    assert results["precision"]["requested"] == (requested or "auto")
+    assert results["precision"]["used"] == want
+    assert results["steps"] == 3
