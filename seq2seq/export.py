@@ -35,6 +35,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import sentencepiece as spm
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -206,7 +207,7 @@ def check_graphs(model: Seq2Seq, encoder: bytes, step: bytes, layout: list[dict]
     than atol. Returns the largest difference."""
     import onnxruntime as ort
 
-    from seq2seq.runtime.bundle import feed
+    from seq2seq.runtime.graphs import feed
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -248,6 +249,47 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def write_export(out: str | Path, model: Seq2Seq, src_spm: bytes, tgt_spm: bytes,
+                 decode: dict, *, languages: tuple[str, str] | None = None,
+                 max_len: int | None = None, checkpoint: str | None = None, opset: int = 17,
+                 atol: float = 1e-4) -> Path:
+    """Export `model` with its SentencePiece models (serialized protos) and `decode` defaults
+    into the folder `out`: the graphs are checked against PyTorch first, export.json is written
+    last. Returns the folder."""
+    model = model.eval()
+    src_vocab = spm.SentencePieceProcessor(model_proto=src_spm).get_piece_size()
+    tgt_vocab = spm.SentencePieceProcessor(model_proto=tgt_spm).get_piece_size()
+    encoder, step, layout = export_graphs(model, src_vocab, opset)
+    worst = check_graphs(model, encoder, step, layout, src_vocab, atol=atol)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look complete
+    files = {"encoder": ("encoder.onnx", encoder), "decoder_step": ("decoder_step.onnx", step),
+             "src_spm": ("src.model", bytes(src_spm)), "tgt_spm": ("tgt.model", bytes(tgt_spm))}
+    for name, data in files.values():
+        atomic_write_bytes(out / name, data)
+    dec = model.decoder
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "checkpoint": checkpoint,
+        "languages": {"src": languages[0], "tgt": languages[1]} if languages else None,
+        "model": {"encoder": model.encoder.describe(), "decoder": dec.describe(),
+                  "attention": dec.attention_name(),
+                  "parameters": sum(p.numel() for p in model.parameters())},
+        "ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+        "vocab_size": {"src": src_vocab, "tgt": tgt_vocab},
+        "max_len": max_len,
+        "decode": dict(decode),
+        "state": layout,
+        "files": {key: {"path": name, "bytes": len(data), "sha256": _sha256(data)}
+                  for key, (name, data) in files.items()},
+        "opset": opset,
+        "max_abs_diff": worst,
+    }
+    atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return out
+
+
 def export(cfg: DictConfig) -> Path:
     """Export cfg.ckpt into the folder cfg.out (see the module docstring); returns the folder."""
     if not cfg.get("ckpt"):
@@ -259,37 +301,12 @@ def export(cfg: DictConfig) -> Path:
     if module.src_tokenizer is None:
         raise CheckpointError(f"{cfg.ckpt}: holds no SentencePiece models, so an export could "
                               "not tokenize; re-save it from a run of train.py")
-    model, src_vocab = module.model.eval(), len(module.src_tokenizer)
-    encoder, step, layout = export_graphs(model, src_vocab, cfg.opset)
-    worst = check_graphs(model.eval(), encoder, step, layout, src_vocab, atol=cfg.atol)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder must not look complete
-    files = {"encoder": ("encoder.onnx", encoder), "decoder_step": ("decoder_step.onnx", step),
-             "src_spm": ("src.model", module.src_tokenizer.model_proto),
-             "tgt_spm": ("tgt.model", module.tgt_tokenizer.model_proto)}
-    for name, data in files.values():
-        atomic_write_bytes(out / name, data)
-    way = direction(module)
-    dec = model.decoder
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "checkpoint": str(cfg.ckpt),
-        "languages": {"src": way[0], "tgt": way[1]} if way else None,
-        "model": {"encoder": model.encoder.describe(), "decoder": dec.describe(),
-                  "attention": dec.attention_name(),
-                  "parameters": sum(p.numel() for p in model.parameters())},
-        "ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
-        "vocab_size": {"src": src_vocab, "tgt": len(module.tgt_tokenizer)},
-        "max_len": (module.config.get("data") or {}).get("max_len"),
-        "decode": dict(module.config["decode"]),
-        "state": layout,
-        "files": {key: {"path": name, "bytes": len(data), "sha256": _sha256(data)}
-                  for key, (name, data) in files.items()},
-        "opset": cfg.opset,
-        "max_abs_diff": worst,
-    }
-    atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    out = write_export(cfg.out, module.model, module.src_tokenizer.model_proto,
+                       module.tgt_tokenizer.model_proto, module.config["decode"],
+                       languages=direction(module),
+                       max_len=(module.config.get("data") or {}).get("max_len"),
+                       checkpoint=str(cfg.ckpt), opset=cfg.opset, atol=cfg.atol)
+    worst = json.loads((out / MANIFEST).read_text())["max_abs_diff"]
     print(f"exported {cfg.ckpt} to {out}/ (largest difference to PyTorch {worst:.2g})",
           file=sys.stderr)
     return out

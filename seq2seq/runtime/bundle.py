@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+from seq2seq.runtime.graphs import Graphs
 
 FORMAT_VERSION = 1  # raised whenever export.json or the graphs' inputs and outputs change
 MANIFEST = "export.json"
@@ -16,15 +16,9 @@ class ExportError(ValueError):
     """An export folder that is missing, incomplete, damaged or of another format version."""
 
 
-def feed(session, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The inputs `session` takes, picked from `values` (the exporter drops inputs a graph
-    does not read, e.g. the mask of an encoder that only needs the lengths)."""
-    return {i.name: values[i.name] for i in session.get_inputs()}
-
-
 class Bundle:
-    """An export folder, checked: manifest (`.manifest`), onnxruntime sessions of the encoder
-    and the decoder step, SentencePiece processors of both sides.
+    """An export folder, checked: manifest (`.manifest`), its graphs (`.graphs`, onnxruntime
+    sessions of the encoder and the decoder step), SentencePiece processors of both sides.
 
     threads: intra-op threads of each session (0 = onnxruntime's choice).
     """
@@ -64,10 +58,9 @@ class Bundle:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         try:
-            self.encoder = ort.InferenceSession(data["encoder"], opts,
-                                                providers=["CPUExecutionProvider"])
-            self.step = ort.InferenceSession(data["decoder_step"], opts,
-                                             providers=["CPUExecutionProvider"])
+            self.graphs = Graphs(*(ort.InferenceSession(data[k], opts,
+                                                        providers=["CPUExecutionProvider"])
+                                   for k in ("encoder", "decoder_step")), m["state"])
             self.src_spm = spm.SentencePieceProcessor(model_proto=data["src_spm"])
             self.tgt_spm = spm.SentencePieceProcessor(model_proto=data["tgt_spm"])
         except Exception as e:  # onnxruntime and sentencepiece raise their own types

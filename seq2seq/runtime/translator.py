@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq.runtime.bundle import Bundle, feed
-from seq2seq.runtime.search import Hypothesis, State, beam_search, max_output_length
+from seq2seq.runtime.bundle import Bundle
+from seq2seq.runtime.search import Hypothesis, beam_search, max_output_length
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,17 @@ def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     return batches + [current]
 
 
+def source_batch(ids: list[list[int]], eos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source ids without eos -> src [B, S] int64 (eos appended, pad 0), src_lengths [B]
+    int64, src_mask [B, S] bool: what seq2seq/data/batch.py's collate builds."""
+    lengths = np.array([len(s) + 1 for s in ids], dtype=np.int64)
+    src = np.zeros((len(ids), int(lengths.max())), dtype=np.int64)
+    for i, s in enumerate(ids):
+        src[i, : len(s)] = s
+        src[i, len(s)] = eos
+    return src, lengths, np.arange(src.shape[1])[None, :] < lengths[:, None]
+
+
 class Translator:
     """Translate with an exported model (see the package docstring for what `translate`
     returns).
@@ -43,11 +54,9 @@ class Translator:
     def __init__(self, path: str | Path, threads: int = 0, max_tokens: int = MAX_TOKENS):
         self.bundle = Bundle(path, threads=threads)
         self.manifest = m = self.bundle.manifest
-        self.layout = m["state"]
         self.defaults = dict(m["decode"])
         self.max_tokens = max_tokens
         self.eos = m["ids"]["eos"]
-        self._changed = [e["name"] for e in self.layout if not e["static"]]
         unported = [k for k in ("coverage", "no_repeat_ngram_size") if self.defaults.get(k)]
         if unported or self.defaults.get("sample"):
             log.warning("%s: the model's decode defaults ask for %s, which the runtime does not "
@@ -62,28 +71,6 @@ class Translator:
                 "parameters": m["model"]["parameters"], "model": m["model"],
                 "max_len": m["max_len"], "decode": dict(self.defaults)}
 
-    # -- the graphs ---------------------------------------------------------------------------
-
-    def _encode(self, ids: list[list[int]]) -> tuple[State, np.ndarray]:
-        """Source ids (eos appended here) -> initial state and lengths [B] int64."""
-        lengths = np.array([len(s) + 1 for s in ids], dtype=np.int64)
-        src = np.zeros((len(ids), int(lengths.max())), dtype=np.int64)  # pad 0
-        for i, s in enumerate(ids):
-            src[i, : len(s)] = s
-            src[i, len(s)] = self.eos
-        mask = np.arange(src.shape[1])[None, :] < lengths[:, None]  # [B, S]
-        enc = self.bundle.encoder
-        out = enc.run(None, feed(enc, {"src": src, "src_lengths": lengths, "src_mask": mask}))
-        return State(dict(zip([e["name"] for e in self.layout], out, strict=True)),
-                     self.layout), lengths
-
-    def _step(self, prev: np.ndarray, state: State):
-        sess = self.bundle.step
-        out = sess.run(None, feed(sess, {"prev": prev, **state.arrays}))
-        arrays = dict(state.arrays)
-        arrays.update(zip(self._changed, out[2:], strict=True))
-        return out[0], State(arrays, self.layout), out[1]
-
     # -- translation --------------------------------------------------------------------------
 
     def search(self, texts: list[str], beam: int, nbest: int, alpha: float, max_len_a: float,
@@ -94,10 +81,11 @@ class Translator:
         rows = [i for i, s in enumerate(ids) if s]
         for batch in length_batches([len(ids[i]) + 1 for i in rows], self.max_tokens):
             idx = [rows[j] for j in batch]
-            state, lengths = self._encode([ids[i] for i in idx])
-            limit = max_output_length(lengths, max_len_a, max_len_b)
-            hyps = beam_search(self._step, state, lengths, limit, beam=beam, alpha=alpha,
-                               nbest=nbest, min_len=min_len)
+            src, lengths, mask = source_batch([ids[i] for i in idx], self.eos)
+            graphs = self.bundle.graphs
+            hyps = beam_search(graphs.step, graphs.encode(src, lengths, mask), lengths,
+                               max_output_length(lengths, max_len_a, max_len_b), beam=beam,
+                               alpha=alpha, nbest=nbest, min_len=min_len)
             for i, h in zip(idx, hyps, strict=True):
                 nbest_lists[i] = h
         return ids, nbest_lists
