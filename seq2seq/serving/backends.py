@@ -103,21 +103,19 @@ class ExportBackend:
     kind = "export"
     supported = ("beam", "nbest", "alpha", "max_len_a", "max_len_b")
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, max_tokens: int, threads: int | None = None):
+        if not Path(path).is_dir():
+            raise ServeError(f"{path}: exported model not found (looked at "
+                             f"{Path(path).resolve()}); write one with python export.py")
         try:
             from seq2seq.runtime import Translator
         except ImportError as e:
             raise ServeError(f"model={path}: serving an exported model needs seq2seq.runtime "
                              f"and its dependencies (pip install -e '.[runtime]'): {e}") from None
-        if not Path(path).is_dir():
-            raise ServeError(f"{path}: exported model not found (looked at "
-                             f"{Path(path).resolve()}); write one with python export.py")
         try:
-            self.translator = Translator(path)
-        except Exception as e:  # the runtime's own error for a truncated or foreign export
-            raise ServeError(f"{path}: cannot load the exported model "
-                             f"({str(e).splitlines()[0][:300] if str(e) else type(e).__name__})"
-                             ) from None
+            self.translator = Translator(path, threads=threads or 0, max_tokens=max_tokens)
+        except ValueError as e:  # the runtime's ExportError: missing, damaged, other version
+            raise ServeError(str(e)) from None
         self.path = path
         self._info = dict(self.translator.info())
         self.defaults = dict(self._info.get("decode") or {})
@@ -132,7 +130,8 @@ class ExportBackend:
             raise ServeError(f"{unsupported[0]}: not supported by an exported model (it takes "
                              f"{', '.join(self.supported)})")
         if "nbest" in options:
-            options = {**options, "beam": max(options.get("beam", 1), options["nbest"])}
+            options = {**options, "beam": max(options.get("beam", self.defaults.get("beam") or 1),
+                                              options["nbest"])}
         results = self.translator.translate(list(texts), **options, with_scores=True,
                                             with_attention=attention)
         out = []
@@ -144,29 +143,34 @@ class ExportBackend:
                         "tokens": [int(t) for t in h["tokens"]] if h.get("tokens") is not None
                         else None}
                 if attention and h.get("attention") is not None:
-                    item["attention"] = _attention(h["attention"])
+                    item["attention"] = {"source": list(h.get("src_pieces") or []),
+                                         "target": list(h.get("tgt_pieces") or []),
+                                         "weights": _matrix(h["attention"])}
                 items.append(item)
             out.append(items)
         return out
 
     def info(self) -> dict:
-        return {"model": str(self.path), **self._info, "kind": self.kind,
+        langs = self._info.get("languages") or {}
+        return {**self._info, "kind": self.kind, "model": str(self.path),
+                "architecture": _name(self._info.get("model")),
+                "source_lang": langs.get("src"), "target_lang": langs.get("tgt"),
                 "decode": self.defaults}
+
+
+def _name(model) -> str | None:
+    """A short name of the exported model's description (export.json's `model`)."""
+    if isinstance(model, dict):
+        return model.get("name") or model.get("architecture") or model.get("kind")
+    return str(model) if model else None
 
 
 def _float(x) -> float | None:
     return None if x is None else float(x)
 
 
-def _attention(a) -> dict:
-    """The runtime's attention (a dict with pieces, or a bare [steps, S] matrix) as a dict."""
-    if isinstance(a, dict):
-        weights = a.get("weights")
-        return {"source": list(a.get("source") or []), "target": list(a.get("target") or []),
-                "weights": weights.tolist() if hasattr(weights, "tolist") else weights}
-    weights = a.tolist() if hasattr(a, "tolist") else a
-    return {"source": [str(i) for i in range(len(weights[0]) if weights else 0)],
-            "target": [str(i) for i in range(len(weights))], "weights": weights}
+def _matrix(a) -> list[list[float]]:
+    return [[float(w) for w in row] for row in (a.tolist() if hasattr(a, "tolist") else a)]
 
 
 def load_backend(ckpt, model: str | None, device: str | None, max_tokens: int,
@@ -176,7 +180,7 @@ def load_backend(ckpt, model: str | None, device: str | None, max_tokens: int,
         raise ServeError("give one of ckpt=PATH (a checkpoint written by train.py, or a list "
                          "[A,B] for an ensemble) or model=DIR (a model written by export.py)")
     if model:
-        return ExportBackend(str(model))
+        return ExportBackend(str(model), max_tokens, threads)
     paths = [str(p) for p in ckpt] if isinstance(ckpt, (list, tuple)) or hasattr(
         ckpt, "__iter__") and not isinstance(ckpt, str) else [str(ckpt)]
     return ModuleBackend(paths, device, max_tokens, threads)
