@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install train test test-fast bench bench-data report lengths table lint format clean
+.PHONY: help install chromium train test test-fast bench bench-data report lengths table lint format clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv (if needed) and install the package with its dev tools
+
+chromium:  ## install Debian's chromium for the server page's browser test (never fails)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium) ; } || \
+	  echo "chromium not installed: tests/integration/test_serve_page.py will skip"
 
 train: $(STAMP)  ## train the default model (LSTM + Bahdanau, Multi30k de->en); ARGS=overrides
 	$(PY) train.py $(ARGS)
