@@ -14,10 +14,10 @@ from seq2seq.serving.schema import Limits
 
 
 def build_app(cfg: DictConfig):
-    """The backend of cfg.ckpt or cfg.model and the application over it; a model that cannot
+    """The backend of cfg.ckpt or cfg.model_dir and the application over it; a model that cannot
     be loaded raises the one-line error the CLIs give (CheckpointError, ServeError)."""
     ckpt = list(cfg.ckpt) if isinstance(cfg.get("ckpt"), ListConfig) else cfg.get("ckpt")
-    backend = load_backend(ckpt, cfg.get("model"), cfg.get("device"),
+    backend = load_backend(ckpt, cfg.get("model_dir"), cfg.get("device"),
                            cfg.batching.max_tokens, cfg.get("threads"))
     from seq2seq.serving.app import create_app
 
@@ -37,7 +37,7 @@ def serve(cfg: DictConfig) -> None:
     info = backend.info()
     way = (f"{info.get('source_lang')} -> {info.get('target_lang')}"
            if info.get("source_lang") else "(direction not recorded)")
-    print(f"serving {way} with {cfg.get('ckpt') or cfg.get('model')} on "
+    print(f"serving {way} with {cfg.get('ckpt') or cfg.get('model_dir')} on "
           f"http://{cfg.host}:{cfg.port} (page: /, API docs: /docs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level,
                 timeout_graceful_shutdown=cfg.graceful_timeout_s,
@@ -53,9 +53,18 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (ServeError, *USER_ERRORS)
 
 
+def serve_main() -> None:
+    """python serve.py ckpt=PATH [port=8000] | model=DIR
+
+    conf/ holds a `model` config group (train.py's), so Hydra would read model=DIR as a choice
+    in it: the argument is passed on as model_dir=DIR, the key conf/serve.yaml holds."""
+    sys.argv = [f"model_dir={a[len('model='):]}" if a.startswith("model=") else a
+                for a in sys.argv]
+    _serve_main()
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
-def serve_main(cfg: DictConfig) -> None:
-    """python serve.py ckpt=PATH [port=8000] | model=DIR"""
+def _serve_main(cfg: DictConfig) -> None:
     errors = _user_errors()
     try:
         serve(cfg)
