@@ -189,7 +189,6 @@ def test_500_requests_at_once_are_batched_or_refused_with_retry_after(server, ex
     still_serving(server, expected)
 
 
-@pytest.mark.slow
 def test_sigterm_finishes_the_requests_in_flight(ckpt):
     proc, url = start_server([f"ckpt={ckpt}"])
     answers = []
@@ -285,7 +284,6 @@ def test_export_backend_adapter(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(importlib.util.find_spec("seq2seq.runtime") is None,
                     reason="seq2seq.runtime (the exported-model runtime) is not in this checkout")
-@pytest.mark.slow
 def test_serves_a_real_export(ckpt, tmp_path, expected):
     from omegaconf import OmegaConf
 

@@ -67,7 +67,6 @@ def chromium(url: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
         env={**os.environ, "HOME": str(tmp_path)})
 
 
-@pytest.mark.slow
 def test_page_shows_translation_nbest_and_heatmap(tiny_run, tmp_path):
     proc, url = start_server([f"ckpt={tiny_run[0] / 'checkpoints' / 'last.ckpt'}"])
     try:
@@ -86,7 +85,8 @@ def test_page_shows_translation_nbest_and_heatmap(tiny_run, tmp_path):
         cells = [row for row in parsed.rows if row]  # the header row holds no cells
         assert len(cells) == len(att["target"]) and all(len(r) == len(att["source"])
                                                         for r in cells)
-        assert cells == pytest.approx(att["weights"], abs=1e-6)
+        assert [w for r in cells for w in r] == pytest.approx(
+            [w for r in att["weights"] for w in r], abs=1e-6)
         shot = tmp_path / "page.png"
         png = chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1000,1000")
         assert png.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png.stderr
