@@ -44,11 +44,12 @@ def _exhaustive_best(model, src, V, max_tokens, alpha):
     return best
 
 
+@pytest.mark.parametrize("preset", ["gru_bahdanau", "transformer", "transformer_lstm"])
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_wide_beam_finds_the_exhaustive_best(alpha, seed):
+def test_wide_beam_finds_the_exhaustive_best(alpha, seed, preset):
     V = 6  # pad, unk, bos, eos and two words
-    model = _model(V, "gru_bahdanau", seed=seed)
+    model = _model(V, preset, seed=seed)
     src = torch.tensor([4, 5, 4])
     score, tokens = _exhaustive_best(model, src, V, 4, alpha)
     b = collate([(0, src, None)])
@@ -58,7 +59,8 @@ def test_wide_beam_finds_the_exhaustive_best(alpha, seed):
     assert hyp.score == pytest.approx(score, abs=1e-4)
 
 
-@pytest.mark.parametrize("preset", ["lstm_bahdanau", "gru_luong_general"])
+@pytest.mark.parametrize("preset", ["lstm_bahdanau", "gru_luong_general", "transformer",
+                                    "transformer_lstm"])
 def test_batch_invariance(preset):
     V = 30
     model = _model(V, preset)

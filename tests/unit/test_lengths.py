@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
@@ -210,3 +211,25 @@ def test_cli_prints_a_one_line_error(tmp_path, files):
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "cli" / "bleu_by_length.png").is_file()
+
+
+def test_report_by_length_scores_every_run_of_a_sweep(tmp_path):
+    """`python experiments/report.py RUNS --by-length`: the sweep's table, then lengths.md of
+    its runs, sources and references found under SEQ2SEQ_DATA_DIR."""
+    data = tmp_path / "data"
+    _write(data / "multi30k" / "test_2016_flickr.de.gz", SRC)
+    _write(data / "multi30k" / "test_2016_flickr.en.gz", REF)
+    sweep = tmp_path / "sweep"
+    for name, attention in (("0", "bahdanau"), ("1", "luong_general")):
+        run = _run(sweep, name, attention=attention, label_smoothing=0.1,
+                   scheduled_sampling="none")
+        results = json.loads((run / "results.json").read_text())
+        results.update(params=1_000_000, train_tokens_per_s=100.0, seconds=60.0)
+        (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    env = {**os.environ, "SEQ2SEQ_DATA_DIR": str(data)}
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), str(sweep),
+                           "--by-length"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lengths = (sweep / "lengths.md").read_text(encoding="utf-8")
+    assert "gru/gru/bahdanau" in lengths and "gru/gru/luong_general" in lengths
+    assert (sweep / "bleu_by_length.png").is_file() and (sweep / "report.md").is_file()
