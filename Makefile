@@ -21,8 +21,8 @@ install: $(STAMP)  ## create .venv (if needed) and install the package with its 
 
 chromium:  ## install Debian's chromium for the server page's browser test (never fails)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-	  { command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends chromium) ; } || \
+	  { command -v apt-get >/dev/null && (timeout 600 apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    timeout 900 apt-get install -y -qq --no-install-recommends chromium) ; } || \
 	  echo "chromium not installed: tests/integration/test_serve_page.py will skip"
 
 train: $(STAMP)  ## train the default model (LSTM + Bahdanau, Multi30k de->en); ARGS=overrides
