@@ -160,3 +160,18 @@ def _uncommented_keys(path) -> list[str]:
 def test_every_config_key_carries_a_comment():
     bad = [line for p in sorted(CONF.rglob("*.yaml")) for line in _uncommented_keys(p)]
     assert not bad, "\n".join(bad)
+
+
+def test_the_transformer_recipe_composes_for_either_direction():
+    """`python train.py experiment=multi30k_transformer data.src_lang=en data.tgt_lang=de
+    test_beam=5` composes to the Transformer preset with the noam schedule and builds."""
+    from omegaconf import OmegaConf
+
+    from seq2seq.models.seq2seq import build_seq2seq
+
+    cfg = compose_train(["experiment=multi30k_transformer", "data.src_lang=en",
+                         "data.tgt_lang=de", "test_beam=5"])
+    assert (cfg.data.src_lang, cfg.data.tgt_lang, cfg.test_beam) == ("en", "de", 5)
+    assert cfg.optim.schedule == "noam" and "attention" not in cfg.model
+    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 8000, 8000)
+    assert type(model.decoder).__name__ == "TransformerDecoder"
