@@ -81,20 +81,19 @@ class ModuleBackend:
         return out
 
     def info(self) -> dict:
-        cfg = self.module.config
         return {"kind": self.kind, "model": [str(p) for p in self.paths],
                 "source_lang": self.direction[0] if self.direction else None,
                 "target_lang": self.direction[1] if self.direction else None,
-                "architecture": cfg.get("model", {}).get("name") or _architecture(cfg),
+                "architecture": _architecture(self.module.model),
                 "parameters": sum(p.numel() for p in self.module.model.parameters()),
                 "device": self.device, "decode": self.defaults}
 
 
-def _architecture(cfg: dict) -> str | None:
-    model = cfg.get("model") or {}
-    parts = [str((model.get(k) or {}).get("_target_", "")).rsplit(".", 1)[-1]
-             for k in ("encoder", "decoder")]
-    return " + ".join(p for p in parts if p) or None
+def _architecture(model) -> str:
+    """encoder/decoder/attention of the model (each member's, for an ensemble), in the names
+    results.json uses (seq2seq/models/contract.py)."""
+    return ", ".join(f"{m.encoder.describe()}/{m.decoder.describe()}/"
+                     f"{m.decoder.attention_name()}" for m in getattr(model, "members", [model]))
 
 
 class ExportBackend:
