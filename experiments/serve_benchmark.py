@@ -1,19 +1,25 @@
 """Load benchmark of the translation server (serve.py), beside offline translate.py.
 
     python experiments/serve_benchmark.py --ckpt RUN/checkpoints/last.ckpt [--seconds 20]
-        [--clients 1,8,64] [--threads N] [--beam K]
+        [--clients 1,8,64] [--threads N] [--workers W] [--beam K]
 
 Starts `serve.py ckpt=...` on a free port of 127.0.0.1; for each number of concurrent clients,
 each client sends one test_2016_flickr sentence per request, the next as soon as the last is
 answered, for --seconds; prints requests/s, sentences/s and p50/p99 latency per level, then the
 offline throughput of the same model on the same sentences (translate_lines, translate.py's
-batched path, same thread count). Not a test: the figures depend on the machine.
+batched path, with translate.py's threads: torch's default unless --threads is given). Not a
+test: the figures depend on the machine.
+
+The clients share the server's machine, so they are kept cheap: plain HTTP/1.1 keep-alive
+requests over asyncio streams (an httpx client costs about as much CPU per request as the
+server's whole HTTP layer, and at 64 clients halved the figures measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -21,9 +27,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,24 +40,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(ckpt: str, port: int, threads: int, extra: list[str]) -> subprocess.Popen:
+def get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return json.load(r)
+
+
+def start_server(ckpt: str, port: int, threads: int | None, extra: list[str]
+                 ) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}",
-                             f"port={port}", f"threads={threads}", "log_level=warning", *extra],
-                            cwd=ROOT)
+                             f"port={port}", *([f"threads={threads}"] if threads else []),
+                             "log_level=warning", *extra], cwd=ROOT)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit(f"serve.py exited with {proc.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
+            get_json(port, "/health")
+            return proc
+        except OSError:
             time.sleep(0.5)
     proc.kill()
     sys.exit("serve.py did not answer /health within 600 s")
 
 
-async def load(url: str, sentences: list[str], clients: int, seconds: float,
+async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+               body: bytes) -> int:
+    """One POST /translate on a kept-alive connection; the status code (the body is read)."""
+    writer.write(b"POST /translate HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                 b"content-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                 % len(body) + body)
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    length = next(int(h.split(":", 1)[1]) for h in head
+                  if h.lower().startswith("content-length:"))
+    await reader.readexactly(length)
+    return int(head[0].split()[1])
+
+
+async def load(port: int, sentences: list[str], clients: int, seconds: float,
                options: dict) -> dict:
     """`clients` closed-loop clients for `seconds`: latencies of answered requests, errors."""
     latencies: list[float] = []
@@ -60,22 +85,24 @@ async def load(url: str, sentences: list[str], clients: int, seconds: float,
     next_index = 0
     stop = time.monotonic() + seconds
 
-    async def client(http: httpx.AsyncClient):
+    async def client():
         nonlocal errors, next_index
-        while time.monotonic() < stop:
-            text = sentences[next_index % len(sentences)]
-            next_index += 1
-            start = time.monotonic()
-            r = await http.post(url, json={"text": text, **options})
-            if r.status_code == 200:
-                latencies.append(time.monotonic() - start)
-            else:
-                errors += 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.monotonic() < stop:
+                text = sentences[next_index % len(sentences)]
+                next_index += 1
+                body = json.dumps({"text": text, **options}).encode()
+                start = time.monotonic()
+                if await post(reader, writer, body) == 200:
+                    latencies.append(time.monotonic() - start)
+                else:
+                    errors += 1
+        finally:
+            writer.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     start = time.monotonic()
-    async with httpx.AsyncClient(limits=limits, timeout=300) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.monotonic() - start
     latencies.sort()
 
@@ -88,7 +115,7 @@ async def load(url: str, sentences: list[str], clients: int, seconds: float,
             "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan")}
 
 
-def offline(ckpt: str, sentences: list[str], threads: int, max_tokens: int,
+def offline(ckpt: str, sentences: list[str], threads: int | None, max_tokens: int,
             beam: int | None) -> float:
     """Sentences/s of translate_lines (translate.py's batched path) on `sentences`."""
     import torch
@@ -97,7 +124,8 @@ def offline(ckpt: str, sentences: list[str], threads: int, max_tokens: int,
     from seq2seq.decoding.options import DecodeOptions
     from seq2seq.translation import translate_lines
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     module = load_module(ckpt)
     opts = DecodeOptions.from_dict({**module.config["decode"],
                                     **({"beam": beam} if beam else {})})
@@ -113,8 +141,10 @@ def main() -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py")
     p.add_argument("--seconds", type=float, default=20, help="load time per level")
     p.add_argument("--clients", default="1,8,64", help="concurrent clients, comma-separated")
-    p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="torch threads of the server and of the offline run")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of each server worker and of the offline run (default: "
+                        "the server's own choice, torch's default offline)")
+    p.add_argument("--workers", default="auto", help="the server's batching.workers")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the model's)")
     p.add_argument("--max-tokens", type=int, default=4000, help="batch token budget")
     p.add_argument("--window-ms", type=float, default=5, help="server's collection window")
@@ -130,31 +160,42 @@ def main() -> None:
     port = free_port()
     proc = start_server(args.ckpt, port, args.threads,
                         [f"batching.max_tokens={args.max_tokens}",
+                         f"batching.workers={args.workers}",
                          f"batching.window_ms={args.window_ms}", "batching.max_queue=100000"])
     options = {"beam": args.beam} if args.beam else {}
-    url = f"http://127.0.0.1:{port}/translate"
     rows = []
     try:
-        asyncio.run(load(url, sentences, 1, 2, options))  # warm-up
+        asyncio.run(load(port, sentences, 1, 2, options))  # warm-up
         for n in (int(c) for c in args.clients.split(",")):
-            rows.append(asyncio.run(load(url, sentences, n, args.seconds, options)))
+            before = get_json(port, "/info")["batching"]
+            rows.append(asyncio.run(load(port, sentences, n, args.seconds, options)))
+            after = get_json(port, "/info")["batching"]
             r = rows[-1]
+            r["batch"] = ((after["texts"] - before["texts"])
+                          / max(1, after["batches"] - before["batches"]))
             print(f"{n:>3} clients: {r['req_s']:7.1f} requests/s  {r['req_s']:7.1f} sentences/s  "
                   f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+                  f"mean batch {r['batch']:.1f}  "
                   f"({r['requests']} answered, {r['errors']} errors)", flush=True)
+        server = get_json(port, "/info")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     best = offline(args.ckpt, sentences, args.threads, args.max_tokens, args.beam) \
         if not args.no_offline else float("nan")
-    print(f"\n{args.ckpt}, {args.threads} threads, beam {args.beam or 'model default'}, "
-          f"{len(sentences)} test_2016_flickr sentences, one per request\n")
-    print("| clients | requests/s | sentences/s | p50 ms | p99 ms | errors |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    b = server["batching"]
+    print(f"\n{args.ckpt}, server: {b['workers']} workers x {server.get('threads')} threads, "
+          f"offline: {args.threads or 'torch default'} threads; beam "
+          f"{args.beam or 'model default'}; {len(sentences)} test_2016_flickr sentences, one "
+          "per request\n")
+    print("| clients | requests/s | sentences/s | share of offline | p50 ms | p99 ms | "
+          "mean batch | errors |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['clients']} | {r['req_s']:.1f} | {r['req_s']:.1f} | {r['p50_ms']:.0f} | "
-              f"{r['p99_ms']:.0f} | {r['errors']} |")
-    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | | | |")
+        print(f"| {r['clients']} | {r['req_s']:.1f} | {r['req_s']:.1f} | "
+              f"{r['req_s'] / best:.0%} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+              f"{r['batch']:.1f} | {r['errors']} |")
+    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | | | | | |")
 
 
 if __name__ == "__main__":

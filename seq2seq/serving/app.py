@@ -74,10 +74,12 @@ async def _reject(send, status: int, detail: str) -> None:
 
 
 def create_app(backend, limits: Limits, *, window_ms: float, max_tokens: int, max_queue: int,
-               retry_after_s: int = 1) -> FastAPI:
+               retry_after_s: int = 1, max_wait_ms: float | None = None,
+               workers: int = 1) -> FastAPI:
     """The server's application over `backend` (seq2seq/serving/backends.py)."""
     TranslateRequest = request_model(limits)
-    batcher = RequestBatcher(backend, window_ms / 1000, max_tokens, max_queue)
+    batcher = RequestBatcher(backend, window_ms / 1000, max_tokens, max_queue,
+                             None if max_wait_ms is None else max_wait_ms / 1000, workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -138,7 +140,8 @@ def create_app(backend, limits: Limits, *, window_ms: float, max_tokens: int, ma
         """The model (path, languages, parameters), its decode defaults, the limits and the
         batching settings."""
         return {**backend.info(), "options": OPTIONS, "limits": vars(limits),
-                "batching": {"window_ms": window_ms, "max_tokens": max_tokens,
+                "batching": {"window_ms": window_ms, "max_wait_ms": batcher.max_wait_s * 1000,
+                             "max_tokens": max_tokens, "workers": batcher.workers,
                              "max_queue": max_queue, "batches": batcher.batches,
                              "texts": batcher.texts_done}}
 

@@ -42,6 +42,7 @@ class ModuleBackend:
 
         if threads:
             torch.set_num_threads(int(threads))
+        self.threads = torch.get_num_threads()  # intra-op threads of each decode worker
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.paths, self.max_tokens = paths, max_tokens
         self.module = load_ensemble(paths, map_location=self.device).to(self.device)
@@ -86,7 +87,8 @@ class ModuleBackend:
                 "target_lang": self.direction[1] if self.direction else None,
                 "architecture": _architecture(self.module.model),
                 "parameters": sum(p.numel() for p in self.module.model.parameters()),
-                "device": self.device, "decode": self.defaults}
+                "device": self.device, "decode": self.defaults,
+                "threads": self.threads}
 
 
 def _architecture(model) -> str:
@@ -116,7 +118,7 @@ class ExportBackend:
         except ValueError as e:  # the runtime's ExportError: missing, damaged, other version
             raise ServeError(str(e)) from None
         self.path = path
-        self._info = dict(self.translator.info())
+        self._info = {**self.translator.info(), "threads": threads or None}
         self.defaults = dict(self._info.get("decode") or {})
 
     def count_tokens(self, text: str) -> int:

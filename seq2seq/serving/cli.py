@@ -10,6 +10,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seq2seq import CONF_DIR
 from seq2seq.serving.backends import ServeError, load_backend
+from seq2seq.serving.batching import plan_workers
 from seq2seq.serving.schema import Limits
 
 
@@ -17,15 +18,33 @@ def build_app(cfg: DictConfig):
     """The backend of cfg.ckpt or cfg.model_dir and the application over it; a model that cannot
     be loaded raises the one-line error the CLIs give (CheckpointError, ServeError)."""
     ckpt = list(cfg.ckpt) if isinstance(cfg.get("ckpt"), ListConfig) else cfg.get("ckpt")
+    try:
+        workers, threads = plan_workers(cfg.batching.get("workers"), cfg.get("threads"),
+                                        _on_gpu(cfg))
+    except ValueError as e:
+        raise ServeError(str(e)) from None
     backend = load_backend(ckpt, cfg.get("model_dir"), cfg.get("device"),
-                           cfg.batching.max_tokens, cfg.get("threads"))
+                           cfg.batching.max_tokens, threads)
     from seq2seq.serving.app import create_app
 
     limits = Limits(**OmegaConf.to_container(cfg.limits))
     return backend, create_app(backend, limits, window_ms=cfg.batching.window_ms,
                                max_tokens=cfg.batching.max_tokens,
                                max_queue=cfg.batching.max_queue,
-                               retry_after_s=cfg.batching.retry_after_s)
+                               retry_after_s=cfg.batching.retry_after_s,
+                               max_wait_ms=cfg.batching.get("max_wait_ms"),
+                               workers=workers)
+
+
+def _on_gpu(cfg: DictConfig) -> bool:
+    """Whether the model will decode on a GPU (device=cuda..., or unset with CUDA present)."""
+    if cfg.get("model_dir") or not cfg.get("ckpt"):
+        return False  # exported models run on onnxruntime's CPU provider
+    if cfg.get("device"):
+        return str(cfg.device).startswith("cuda")
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def serve(cfg: DictConfig) -> None:

@@ -86,7 +86,7 @@ def server(ckpt):
     """A server with small limits, so that bad input is cheap to send."""
     proc, url = start_server([f"ckpt={ckpt}", "batching.max_queue=64", "limits.max_texts=32",
                               "limits.max_chars=300", "limits.max_body_bytes=65536",
-                              "limits.max_beam=8"])
+                              "limits.max_beam=8", "batching.workers=2", "threads=1"])
     yield url
     assert stop_server(proc) == 0
 
@@ -125,6 +125,7 @@ def test_info_and_openapi(server, ckpt):
     assert info["model"] == [str(ckpt)] and info["parameters"] > 0
     assert info["source_lang"] and info["target_lang"]
     assert info["decode"]["beam"] >= 1 and info["limits"]["max_texts"] == 32
+    assert info["batching"]["workers"] == 2 and info["threads"] == 1
     spec = httpx.get(f"{server}/openapi.json", timeout=10).json()
     assert "/translate" in spec["paths"] and httpx.get(f"{server}/docs").status_code == 200
 
