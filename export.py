@@ -4,7 +4,7 @@
     python -c "from seq2seq.runtime import Translator; print(Translator('exported/').translate(['Ein Hund läuft.'], beam=5))"
 """
 
-from seq2seq.export import export_main
+from seq2seq.entry import export_main
 
 if __name__ == "__main__":
     export_main()

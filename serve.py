@@ -6,7 +6,7 @@
     python serve.py model=EXPORT_DIR      # an exported model, decoded without torch
 """
 
-from seq2seq.serving.cli import serve_main
+from seq2seq.entry import serve_main
 
 if __name__ == "__main__":
     serve_main()

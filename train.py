@@ -6,7 +6,7 @@
     python train.py experiment=multi30k_quick                 # the 20-minute CPU recipe
 """
 
-from seq2seq.cli import train_main
+from seq2seq.entry import train_main
 
 if __name__ == "__main__":
     train_main()

@@ -4,7 +4,7 @@
     echo "Ein Hund läuft." | python translate.py ckpt=RUN/checkpoints/last.ckpt
 """
 
-from seq2seq.cli import translate_main
+from seq2seq.entry import translate_main
 
 if __name__ == "__main__":
     translate_main()

@@ -182,6 +182,12 @@ def load_backend(ckpt, model: str | None, device: str | None, max_tokens: int,
                          "[A,B] for an ensemble) or model=DIR (a model written by export.py)")
     if model:
         return ExportBackend(str(model), max_tokens, threads)
+    from seq2seq.extras import MissingExtra, require
+
+    try:
+        require("train", "serving a checkpoint (ckpt=PATH)")
+    except MissingExtra as e:
+        raise ServeError(f"{e}; or serve an exported model: model=DIR") from None
     paths = [str(p) for p in ckpt] if isinstance(ckpt, (list, tuple)) or hasattr(
         ckpt, "__iter__") and not isinstance(ckpt, str) else [str(ckpt)]
     return ModuleBackend(paths, device, max_tokens, threads)

@@ -42,8 +42,10 @@ def _on_gpu(cfg: DictConfig) -> bool:
         return False  # exported models run on onnxruntime's CPU provider
     if cfg.get("device"):
         return str(cfg.device).startswith("cuda")
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # load_backend says which extra to install
+        return False
     return torch.cuda.is_available()
 
 

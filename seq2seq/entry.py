@@ -1,0 +1,37 @@
+"""The command-line entry points (train.py, translate.py, export.py, serve.py and the seq2seq-*
+console scripts). Each checks that its extra is installed before it imports anything heavy, so
+that a runtime-only install answers `seq2seq-train` with the pip command to run, not a
+traceback from `import torch`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from seq2seq.extras import MissingExtra, require
+
+
+def _start(extra: str, what: str, module: str, function: str) -> None:
+    try:
+        require(extra, what)
+    except MissingExtra as e:
+        sys.exit(f"error: {e}")
+    getattr(importlib.import_module(module), function)()
+
+
+def train_main() -> None:
+    _start("train", "train.py", "seq2seq.cli", "train_main")
+
+
+def translate_main() -> None:
+    _start("train", "translate.py", "seq2seq.cli", "translate_main")
+
+
+def export_main() -> None:
+    _start("export", "export.py", "seq2seq.export", "export_main")
+
+
+def serve_main() -> None:
+    """serve.py itself needs the serve extra; ckpt=PATH also needs train, model=DIR runtime
+    (checked when the model is loaded: seq2seq/serving/backends.py)."""
+    _start("serve", "serve.py", "seq2seq.serving.cli", "serve_main")
