@@ -4,6 +4,7 @@ command instead of a traceback."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -98,3 +99,18 @@ def test_a_runtime_only_install_answers_each_cli_with_one_line(script, args, wor
     assert run.returncode != 0
     assert run.stderr.strip().startswith("error: ") and words in run.stderr, run.stderr
     assert "Traceback" not in run.stderr and "pip install 'seq2seq[" in run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extras", ["runtime", "runtime,serve"])
+def test_pip_resolves_the_runtime_without_torch(extras, tmp_path):
+    """What pip itself would install for `pip install '.[runtime]'` in a fresh environment
+    (--ignore-installed; --dry-run installs nothing)."""
+    report = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet",
+                          "--ignore-installed", "--report", str(report), f".[{extras}]"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert {"numpy", "sentencepiece", "onnxruntime"} <= names
+    assert not {"torch", "lightning", "torchmetrics", "wandb", "matplotlib"} & names, names
