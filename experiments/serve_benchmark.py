@@ -1,7 +1,7 @@
 """Load benchmark of the translation server (serve.py), beside offline translate.py.
 
     python experiments/serve_benchmark.py --ckpt RUN/checkpoints/last.ckpt [--seconds 20]
-        [--clients 1,8,64] [--threads N] [--workers W] [--beam K]
+        [--clients 1,8,64] [--threads N] [--workers W] [--beam K] [--precision 32|bf16]
 
 Starts `serve.py ckpt=...` on a free port of 127.0.0.1; for each number of concurrent clients,
 each client sends one test_2016_flickr sentence per request, the next as soon as the last is
@@ -116,12 +116,13 @@ async def load(port: int, sentences: list[str], clients: int, seconds: float,
 
 
 def offline(ckpt: str, sentences: list[str], threads: int | None, max_tokens: int,
-            beam: int | None) -> float:
+            beam: int | None, precision: str = "32") -> float:
     """Sentences/s of translate_lines (translate.py's batched path) on `sentences`."""
     import torch
 
     from seq2seq.checkpoint import load_module
     from seq2seq.decoding.options import DecodeOptions
+    from seq2seq.precision import cast_weights, decode_dtype
     from seq2seq.translation import translate_lines
 
     if threads:
@@ -129,7 +130,8 @@ def offline(ckpt: str, sentences: list[str], threads: int | None, max_tokens: in
     module = load_module(ckpt)
     opts = DecodeOptions.from_dict({**module.config["decode"],
                                     **({"beam": beam} if beam else {})})
-    with torch.inference_mode():
+    dtype = decode_dtype(precision, "cpu", module)  # translate.py's precision option
+    with torch.inference_mode(), cast_weights(module, dtype):
         translate_lines(module, sentences[:32], max_tokens=max_tokens, opts=opts)  # warm-up
         start = time.monotonic()
         translate_lines(module, sentences, max_tokens=max_tokens, opts=opts)
@@ -146,6 +148,7 @@ def main() -> None:
                         "the server's own choice, torch's default offline)")
     p.add_argument("--workers", default="auto", help="the server's batching.workers")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the model's)")
+    p.add_argument("--precision", default="32", help="32 or bf16, server and offline alike")
     p.add_argument("--max-tokens", type=int, default=4000, help="batch token budget")
     p.add_argument("--window-ms", type=float, default=5, help="server's collection window")
     p.add_argument("--data-dir", default=os.environ.get("SEQ2SEQ_DATA_DIR",
@@ -160,7 +163,7 @@ def main() -> None:
     port = free_port()
     proc = start_server(args.ckpt, port, args.threads,
                         [f"batching.max_tokens={args.max_tokens}",
-                         f"batching.workers={args.workers}",
+                         f"batching.workers={args.workers}", f"precision={args.precision}",
                          f"batching.window_ms={args.window_ms}", "batching.max_queue=100000"])
     options = {"beam": args.beam} if args.beam else {}
     rows = []
@@ -181,11 +184,12 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-    best = offline(args.ckpt, sentences, args.threads, args.max_tokens, args.beam) \
+    best = offline(args.ckpt, sentences, args.threads, args.max_tokens, args.beam,
+                   args.precision) \
         if not args.no_offline else float("nan")
     b = server["batching"]
     print(f"\n{args.ckpt}, server: {b['workers']} workers x {server.get('threads')} threads, "
-          f"offline: {args.threads or 'torch default'} threads; beam "
+          f"offline: {args.threads or 'torch default'} threads; precision {args.precision}; beam "
           f"{args.beam or 'model default'}; {len(sentences)} test_2016_flickr sentences, one "
           "per request\n")
     print("| clients | requests/s | sentences/s | share of offline | p50 ms | p99 ms | "

@@ -35,10 +35,11 @@ class ModuleBackend:
     kind = "checkpoint"
 
     def __init__(self, paths: list[str], device: str | None, max_tokens: int,
-                 threads: int | None = None):
+                 threads: int | None = None, precision: str = "32"):
         import torch
 
         from seq2seq.checkpoint import direction, load_ensemble
+        from seq2seq.precision import decode_dtype
 
         if threads:
             torch.set_num_threads(int(threads))
@@ -46,6 +47,12 @@ class ModuleBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.paths, self.max_tokens = paths, max_tokens
         self.module = load_ensemble(paths, map_location=self.device).to(self.device)
+        # translate.py's `precision`: bf16 casts the weights once, for good (scores, softmax
+        # and search stay float32 in the model, as translate.py's cast_weights leaves them)
+        self.dtype = decode_dtype(precision, self.device, self.module)
+        for p in self.module.parameters():  # tied weights are one Parameter: cast once
+            if p.is_floating_point():
+                p.data = p.data.to(self.dtype)
         self.direction = direction(self.module)
         self.defaults = {k: v for k, v in self.module.config["decode"].items()}
 
@@ -88,7 +95,7 @@ class ModuleBackend:
                 "architecture": _architecture(self.module.model),
                 "parameters": sum(p.numel() for p in self.module.model.parameters()),
                 "device": self.device, "decode": self.defaults,
-                "threads": self.threads}
+                "threads": self.threads, "precision": str(self.dtype).replace("torch.", "")}
 
 
 def _architecture(model) -> str:
@@ -175,12 +182,15 @@ def _matrix(a) -> list[list[float]]:
 
 
 def load_backend(ckpt, model: str | None, device: str | None, max_tokens: int,
-                 threads: int | None):
+                 threads: int | None, precision: str | int = "32"):
     """The backend of ckpt=PATH (or a list: an ensemble) or model=DIR; exactly one is given."""
     if bool(ckpt) == bool(model):
         raise ServeError("give one of ckpt=PATH (a checkpoint written by train.py, or a list "
                          "[A,B] for an ensemble) or model=DIR (a model written by export.py)")
     if model:
+        if str(precision) not in ("32", "32-true", "fp32"):
+            raise ServeError(f"precision={precision}: an exported model decodes in float32 "
+                             "(the precision of its ONNX graphs); leave precision=32")
         return ExportBackend(str(model), max_tokens, threads)
     from seq2seq.extras import MissingExtra, require
 
@@ -190,4 +200,4 @@ def load_backend(ckpt, model: str | None, device: str | None, max_tokens: int,
         raise ServeError(f"{e}; or serve an exported model: model=DIR") from None
     paths = [str(p) for p in ckpt] if isinstance(ckpt, (list, tuple)) or hasattr(
         ckpt, "__iter__") and not isinstance(ckpt, str) else [str(ckpt)]
-    return ModuleBackend(paths, device, max_tokens, threads)
+    return ModuleBackend(paths, device, max_tokens, threads, str(precision))

@@ -24,7 +24,7 @@ def build_app(cfg: DictConfig):
     except ValueError as e:
         raise ServeError(str(e)) from None
     backend = load_backend(ckpt, cfg.get("model_dir"), cfg.get("device"),
-                           cfg.batching.max_tokens, threads)
+                           cfg.batching.max_tokens, threads, cfg.get("precision", "32"))
     from seq2seq.serving.app import create_app
 
     limits = Limits(**OmegaConf.to_container(cfg.limits))

@@ -301,3 +301,35 @@ def test_serves_a_real_export(ckpt, tmp_path, expected):
         assert [t["text"] for t in r.json()["translations"]] == [expected[s] for s in SENTENCES]
     finally:
         assert stop_server(proc) == 0
+
+
+def test_bf16_serves_what_translate_py_gives_in_bf16(ckpt):
+    """precision=bf16 casts the weights once, for good: the same translations and scores as
+    translate.py's precision=bf16 (cast_weights around the search); an export refuses it."""
+    import torch
+
+    from seq2seq.checkpoint import load_module
+    from seq2seq.decoding.options import DecodeOptions
+    from seq2seq.precision import PrecisionError, cast_weights, decode_dtype
+    from seq2seq.serving.backends import ModuleBackend, ServeError, load_backend
+    from seq2seq.translation import search_lines
+
+    module = load_module(ckpt)
+    try:
+        dtype = decode_dtype("bf16", "cpu", module)
+    except PrecisionError as e:  # an LSTM where this CPU's oneDNN has no bf16 kernel
+        with pytest.raises(PrecisionError, match="precision=bf16"):
+            ModuleBackend([str(ckpt)], "cpu", MAX_TOKENS, precision="bf16")
+        pytest.skip(str(e))
+    opts = DecodeOptions.from_dict({**module.config["decode"], "beam": 3, "nbest": 2})
+    with torch.inference_mode(), cast_weights(module, dtype):
+        _, nbest = search_lines(module, SENTENCES, opts, max_tokens=MAX_TOKENS)
+    backend = ModuleBackend([str(ckpt)], "cpu", MAX_TOKENS, precision="bf16")
+    assert backend.info()["precision"] == "bfloat16"
+    assert {p.dtype for p in backend.module.parameters()} == {torch.bfloat16}
+    got = backend.translate(SENTENCES, {"beam": 3, "nbest": 2}, attention=False)
+    for hyps, want in zip(got, nbest, strict=True):
+        assert [h["tokens"] for h in hyps] == [w.tokens for w in want]
+        assert [h["score"] for h in hyps] == pytest.approx([w.score for w in want], abs=1e-5)
+    with pytest.raises(ServeError, match="precision=bf16: an exported model decodes in float32"):
+        load_backend(None, "exported/", None, MAX_TOKENS, None, "bf16")
