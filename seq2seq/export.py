@@ -174,6 +174,45 @@ def _onnx_bytes(module: nn.Module, args: tuple, inputs: list[str], outputs: list
     return buf.getvalue()
 
 
+def share_transposed(graph: bytes) -> bytes:
+    """`graph` with each initializer that is the transpose of another (the exporter folds
+    W.t() of a tied output layer into a second copy of the embedding matrix) replaced by a
+    Transpose node over the other: the file holds the matrix once, and onnxruntime folds the
+    Transpose back into a constant when it loads the session, so decoding costs the same."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    inits = list(model.graph.initializer)
+    by_shape: dict[tuple, list] = {}
+    for t in inits:
+        if len(t.dims) == 2:
+            by_shape.setdefault(tuple(t.dims), []).append(t)
+    arrays: dict[str, np.ndarray] = {}
+
+    def array(t) -> np.ndarray:
+        if t.name not in arrays:
+            arrays[t.name] = numpy_helper.to_array(t)
+        return arrays[t.name]
+
+    replaced = []
+    for t in inits:
+        if len(t.dims) != 2 or t.dims[0] == t.dims[1] or t.name in replaced:
+            continue
+        for w in by_shape.get((t.dims[1], t.dims[0]), []):
+            if w.name not in replaced and np.array_equal(array(w).T, array(t)):
+                model.graph.node.insert(0, helper.make_node(
+                    "Transpose", [w.name], [t.name], perm=[1, 0], name=f"{t.name}/shared"))
+                replaced.append(t.name)
+                break
+    if not replaced:
+        return graph
+    keep = [t for t in inits if t.name not in replaced]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return model.SerializeToString()
+
+
 def export_graphs(model: Seq2Seq, src_vocab: int, opset: int = 17) -> tuple[bytes, bytes, list]:
     """(encoder.onnx bytes, decoder_step.onnx bytes, state layout) of an eval-mode model."""
     model = model.eval()
@@ -197,7 +236,7 @@ def export_graphs(model: Seq2Seq, src_vocab: int, opset: int = 17) -> tuple[byte
                                                   *flatten(state, layout)),
                        ["prev", *names], ["log_probs", "attention",
                                           *(f"next_{n}" for n in changed)], step_axes, opset)
-    return encoder, step, layout
+    return share_transposed(encoder), share_transposed(step), layout
 
 
 def check_graphs(model: Seq2Seq, encoder: bytes, step: bytes, layout: list[dict],

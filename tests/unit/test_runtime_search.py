@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import numpy_helper
 
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.tokenizer import EOS_ID, _train_proto
@@ -60,6 +62,14 @@ def test_graphs_match_pytorch(preset, overrides):
     model = _model(preset, overrides)
     enc, step, layout = export_graphs(model, SRC_V)
     assert check_graphs(model, enc, step, layout, SRC_V, steps=5, atol=1e-4) <= 1e-4
+    # the output matrix is stored once (tied: shared with the embedding lookup, not a folded
+    # transposed copy beside it)
+    w = model.decoder.output.weight.detach().numpy()
+    copies = [t.name for t in onnx.load_from_string(step).graph.initializer
+              if len(t.dims) == 2 and any(
+                  a.shape == m.shape and np.array_equal(a, m)
+                  for a in [numpy_helper.to_array(t)] for m in (w, w.T))]
+    assert len(copies) == 1, copies
     for e in layout:  # hidden and cell are [L, B, H]; everything else is batch first
         assert e["batch_axis"] == (1 if e["name"] in ("hidden", "cell") else 0)
     assert {e["name"] for e in layout} >= {"src_mask"}
