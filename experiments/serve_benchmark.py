@@ -111,7 +111,7 @@ async def load(port: int, sentences: list[str], clients: int, seconds: float,
                 if latencies else float("nan"))
 
     return {"clients": clients, "requests": len(latencies), "errors": errors,
-            "req_s": len(latencies) / elapsed, "p50_ms": q(0.5), "p99_ms": q(0.99),
+            "req_s": len(latencies) / elapsed, "seconds": elapsed, "p50_ms": q(0.5), "p99_ms": q(0.99),
             "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan")}
 
 
@@ -176,9 +176,11 @@ def main() -> None:
             r = rows[-1]
             r["batch"] = ((after["texts"] - before["texts"])
                           / max(1, after["batches"] - before["batches"]))
+            r["busy"] = ((after["decode_seconds"] - before["decode_seconds"])
+                         / (after["workers"] * r["seconds"]))
             print(f"{n:>3} clients: {r['req_s']:7.1f} requests/s  {r['req_s']:7.1f} sentences/s  "
                   f"p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
-                  f"mean batch {r['batch']:.1f}  "
+                  f"mean batch {r['batch']:.1f}  workers busy {r['busy']:.0%}  "
                   f"({r['requests']} answered, {r['errors']} errors)", flush=True)
         server = get_json(port, "/info")
     finally:
@@ -193,13 +195,13 @@ def main() -> None:
           f"{args.beam or 'model default'}; {len(sentences)} test_2016_flickr sentences, one "
           "per request\n")
     print("| clients | requests/s | sentences/s | share of offline | p50 ms | p99 ms | "
-          "mean batch | errors |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "mean batch | workers busy | errors |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['clients']} | {r['req_s']:.1f} | {r['req_s']:.1f} | "
               f"{r['req_s'] / best:.0%} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-              f"{r['batch']:.1f} | {r['errors']} |")
-    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | | | | | |")
+              f"{r['batch']:.1f} | {r['busy']:.0%} | {r['errors']} |")
+    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ def create_app(backend, limits: Limits, *, window_ms: float, max_tokens: int, ma
                 "batching": {"window_ms": window_ms, "max_wait_ms": batcher.max_wait_s * 1000,
                              "max_tokens": max_tokens, "workers": batcher.workers,
                              "max_queue": max_queue, "batches": batcher.batches,
+                             "decode_seconds": round(batcher.decode_seconds, 3),
                              "texts": batcher.texts_done}}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

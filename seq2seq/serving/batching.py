@@ -91,6 +91,7 @@ class RequestBatcher:
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.waiting = 0  # texts submitted and not yet answered
         self.batches = self.texts_done = 0
+        self.decode_seconds = 0.0  # summed over workers: busy share = this / (workers * time)
         self.workers = max(1, int(workers))
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode")
         self._task: asyncio.Task | None = None
@@ -183,6 +184,7 @@ class RequestBatcher:
                 groups.setdefault(job.key, []).append(job)
             for group in groups.values():
                 texts = [t for job in group for t in job.texts]
+                started = time.monotonic()
                 try:
                     results = await loop.run_in_executor(
                         self.executor, self.backend.translate, texts, group[0].options,
@@ -193,6 +195,8 @@ class RequestBatcher:
                         if not job.future.done():
                             job.future.set_exception(e)
                     continue
+                finally:
+                    self.decode_seconds += time.monotonic() - started
                 self.batches += 1
                 self.texts_done += len(texts)
                 start = 0

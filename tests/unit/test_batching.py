@@ -91,11 +91,12 @@ def test_the_token_budget_closes_a_batch_early():
 
 def test_idle_workers_share_a_batch_and_decode_side_by_side():
     backend = Recorder(delay=0.2)
-    answers = run_clients(RequestBatcher(backend, 0.005, 10_000, 100, max_wait_s=0.5,
-                                         workers=2), TEXTS, spacing_s=0)
+    batcher = RequestBatcher(backend, 0.005, 10_000, 100, max_wait_s=0.5, workers=2)
+    answers = run_clients(batcher, TEXTS, spacing_s=0)
     assert answers == [t.upper() for t in TEXTS]  # each request gets its own answer back
     assert sorted(len(b) for b in backend.batches) == [6, 6]
     assert backend.most_running == 2
+    assert 0.4 <= batcher.decode_seconds < 1.0  # both workers' busy time (/info reports it)
 
 
 def test_one_worker_decodes_one_batch_at_a_time():
