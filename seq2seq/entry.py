@@ -14,8 +14,9 @@ from seq2seq.extras import MissingExtra, require
 def _start(extra: str, what: str, module: str, function: str) -> None:
     try:
         require(extra, what)
-    except MissingExtra as e:
-        sys.exit(f"error: {e}")
+    except MissingExtra as e:  # exit status 2, as the CLIs' other one-line errors
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     getattr(importlib.import_module(module), function)()
 
 

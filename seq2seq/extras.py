@@ -1,10 +1,13 @@
 """The optional dependency groups of pyproject.toml (pip extras), and one clear error when a
 command needs a group that is not installed.
 
-    pip install 'seq2seq[runtime]'          # seq2seq.runtime: NumPy, onnxruntime, sentencepiece
-    pip install 'seq2seq[runtime,serve]'    # + serve.py model=DIR (an exported model)
-    pip install 'seq2seq[train]'            # train.py, translate.py (torch, Lightning, Hydra, ...)
-    pip install 'seq2seq[all]'              # everything a user runs; make install adds dev tools
+    pip install -e '.[runtime]'          # seq2seq.runtime: NumPy, onnxruntime, sentencepiece
+    pip install -e '.[runtime,serve]'    # + serve.py model=DIR (an exported model)
+    pip install -e '.[train]'            # train.py, translate.py (torch, Lightning, Hydra, ...)
+    pip install -e '.[all]'              # everything a user runs; make install adds dev tools
+
+(in a checkout; a wheel built with `pip wheel --no-deps .` takes the same extras, and carries
+conf/ as package data)
 
 The base install holds only what every part needs (NumPy, sentencepiece), so the runtime comes
 without torch. This module imports nothing beyond the standard library.
@@ -19,7 +22,8 @@ EXTRAS = {
     "train": ("torch", "lightning", "hydra", "omegaconf", "sacrebleu", "torchmetrics",
               "matplotlib"),
     "runtime": ("onnxruntime",),
-    "export": ("torch", "onnx", "onnxruntime"),
+    "export": ("torch", "lightning", "hydra", "omegaconf", "sacrebleu", "torchmetrics",
+               "matplotlib", "onnx", "onnxscript", "onnxruntime"),
     "serve": ("fastapi", "uvicorn", "hydra"),
 }
 
@@ -47,5 +51,6 @@ def require(extra: str, what: str) -> None:
     absent = missing(extra)
     if absent:
         raise MissingExtra(
-            f"{what} needs {', '.join(absent)}, from the '{extra}' extra: pip install "
-            f"'seq2seq[{extra}]' (in a checkout: pip install -e '.[{extra}]', or make install)")
+            f"{what} needs {', '.join(absent)}, from the '{extra}' extra: in a checkout, pip "
+            f"install -e '.[{extra}]' (or make install); with a wheel, pip install "
+            f"'<the .whl file>[{extra}]'")

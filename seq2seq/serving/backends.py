@@ -53,6 +53,9 @@ class ModuleBackend:
         for p in self.module.parameters():  # tied weights are one Parameter: cast once
             if p.is_floating_point():
                 p.data = p.data.to(self.dtype)
+        for m in self.module.modules():  # cuDNN wants an RNN's weights in one chunk again
+            if isinstance(m, torch.nn.RNNBase):
+                m.flatten_parameters()
         self.direction = direction(self.module)
         self.defaults = {k: v for k, v in self.module.config["decode"].items()}
 

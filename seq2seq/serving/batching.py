@@ -1,7 +1,8 @@
 """Request batching: concurrent requests with the same search options are decoded together.
 
-Requests wait on futures in an asyncio queue; one worker collects them into a batch and
-decodes it in one thread (torch keeps its own thread pool) while new requests queue up. A batch
+Requests wait on futures in an asyncio queue; whenever one of `workers` decode threads is free,
+a batch is collected and decoded in it (idle workers split the batch between them) while new
+requests queue up. A batch
 closes when no request has joined it for `window_s` (requests that come in a burst share one
 batch), when its oldest request has waited `max_wait_s`, or when it holds `max_tokens` source
 tokens. Closed-loop clients all send their next request as soon as a batch is answered: closing
@@ -77,7 +78,7 @@ class Job:
 
 
 class RequestBatcher:
-    """Collects jobs into batches and runs `backend.translate` on them in one worker thread.
+    """Collects jobs into batches and runs `backend.translate` on them in `workers` threads.
 
     window_s: a quiet gap that closes a batch; max_wait_s: how long its oldest request may wait
     for company (None: window_s, i.e. a fixed window from the first arrival); max_tokens: source
@@ -136,6 +137,14 @@ class RequestBatcher:
         """The oldest job and those that join it before a quiet gap of window_s, its max_wait_s
         or the token budget."""
         jobs = [await self.queue.get()]
+        try:
+            return await self._fill(jobs)
+        except asyncio.CancelledError:  # shutting down: no request may wait forever
+            for job in jobs:
+                job.future.cancel()
+            raise
+
+    async def _fill(self, jobs: list[Job]) -> list[Job]:
         tokens = jobs[0].tokens
         deadline = jobs[0].arrival + self.max_wait_s
         while tokens < self.max_tokens:
@@ -213,8 +222,8 @@ def _split(jobs: list[Job], parts: int) -> list[list[Job]]:
     total = sum(j.tokens for j in jobs)
     out: list[list[Job]] = [[]]
     done = 0
-    for job in jobs:
-        if out[-1] and done >= total * len(out) / parts and len(out) < parts:
+    for job in jobs:  # a new part starts where the cut lies nearer the next equal share
+        if out[-1] and len(out) < parts and done + job.tokens / 2 > total * len(out) / parts:
             out.append([])
         out[-1].append(job)
         done += job.tokens

@@ -142,6 +142,8 @@ def test_split_keeps_order_and_balances_tokens():
         assert [j for p in parts for j in p] == jobs and len(parts) == 2
         assert [sum(j.tokens for j in p) for p in parts] == [20, 20]
         assert len(_split(jobs[:1], 2)) == 1  # one job cannot be split
+        tail = [Job(["x"], {}, False, tokens, loop.create_future()) for tokens in [1, 1, 1, 1, 10]]
+        assert [len(p) for p in _split(tail, 2)] == [4, 1]  # a heavy last job gets its own
         assert _split(jobs, 1) == [jobs]
     finally:
         loop.close()
