@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import importlib.util
 
+_TRAIN = ("torch", "lightning", "hydra", "omegaconf", "sacrebleu", "torchmetrics", "matplotlib")
+_RUNTIME = ("onnxruntime",)
+
 # extra -> the modules that show it is installed (import names, not distribution names)
 EXTRAS = {
-    "train": ("torch", "lightning", "hydra", "omegaconf", "sacrebleu", "torchmetrics",
-              "matplotlib"),
-    "runtime": ("onnxruntime",),
-    "export": ("torch", "lightning", "hydra", "omegaconf", "sacrebleu", "torchmetrics",
-               "matplotlib", "onnx", "onnxscript", "onnxruntime"),
+    "train": _TRAIN,
+    "runtime": _RUNTIME,
+    "export": (*_TRAIN, "onnx", "onnxscript", *_RUNTIME),  # pyproject: seq2seq[train,runtime]
     "serve": ("fastapi", "uvicorn", "hydra"),
 }
 

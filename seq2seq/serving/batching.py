@@ -2,10 +2,9 @@
 
 Requests wait on futures in an asyncio queue; whenever one of `workers` decode threads is free,
 a batch is collected and decoded in it (idle workers split the batch between them) while new
-requests queue up. A batch
-closes when no request has joined it for `window_s` (requests that come in a burst share one
-batch), when its oldest request has waited `max_wait_s`, or when it holds `max_tokens` source
-tokens. Closed-loop clients all send their next request as soon as a batch is answered: closing
+requests queue up. A batch closes when no request has joined it for `window_s` (requests that
+come in a burst share one batch), when its oldest request has waited `max_wait_s`, or when it
+holds `max_tokens` source tokens. Closed-loop clients all send their next request as soon as a batch is answered: closing
 on a quiet gap, not a fixed time after the first arrival, keeps those bursts in one batch
 instead of splitting them in two halves that alternate. A full queue refuses at once
 (QueueFull), never hangs.
@@ -34,8 +33,8 @@ def plan_workers(workers: int | str | None, threads: int | None, gpu: bool,
     workers=auto: one worker on a GPU (kernels queue on one device); on a CPU, one worker per
     `threads` cores when threads is set, else min(cores, MAX_AUTO_WORKERS) workers sharing the
     cores. A server's batches are small (one per client burst), and there two batches decoded
-    side by side on one core each beat one batch on two cores (experiments/README.md, "The
-    translation server under load"). threads=None on a GPU stays None (the library's default)."""
+    side by side on one core each beat one batch on two cores (experiments/README.md,
+    "Translation server under load"). threads=None on a GPU stays None (the library's default)."""
     if not cores:
         cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                  else os.cpu_count() or 1)
