@@ -39,15 +39,20 @@ def tune_glibc_malloc() -> bool:
     return ok
 
 
-# oneDNN primitives kept for reuse; oneDNN's default is 1,024
+# oneDNN primitives kept for reuse, by oneDNN itself and by ideep (PyTorch's layer over oneDNN,
+# which keeps its own cache); both default to 1,024
 ONEDNN_PRIMITIVE_CACHE = 16
+CACHE_VARIABLES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
 
 
 def limit_onednn_cache() -> None:
-    """Keep at most 16 oneDNN primitives (ONEDNN_PRIMITIVE_CACHE_CAPACITY; a value the user set
-    wins). bf16 matrix products on a CPU run through oneDNN, which builds a primitive, with its
-    own buffers, for every new shape: token-budget batches bring new shapes all the time, and the
-    default cache of 1,024 kept 310 MiB more after 40 steps of the reference model in bf16, for
-    4% less time than 16 (experiments/README.md). oneDNN reads the variable when it first runs,
-    so call this before any bf16 work."""
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE))
+    """Keep at most 16 oneDNN primitives in each of the two caches that hold them:
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY (oneDNN's) and LRU_CACHE_CAPACITY (ideep's, in PyTorch); a
+    value the user set wins. bf16 matrix products on a CPU run through oneDNN, which builds a
+    primitive, with its own buffers, for every new shape: token-budget batches bring new shapes
+    all the time. With the defaults of 1,024 the reference model kept 310 MiB more after 40
+    steps in bf16; with oneDNN's cache at 16, ideep's still kept 246 MiB more after 60 steps of
+    the quick recipe's model, for no speed (experiments/README.md). The caches read the
+    variables when they first run, so call this before any bf16 work."""
+    for name in CACHE_VARIABLES:
+        os.environ.setdefault(name, str(ONEDNN_PRIMITIVE_CACHE))

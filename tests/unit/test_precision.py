@@ -127,12 +127,17 @@ def test_translate_precision_option(monkeypatch, caplog):
     assert precision.decode_dtype("bf16", "cuda", lstm) == torch.bfloat16
 
 
-def test_onednn_cache_is_limited_unless_the_user_chose(monkeypatch):
-    from seq2seq.allocator import ONEDNN_PRIMITIVE_CACHE, limit_onednn_cache
+def test_onednn_caches_are_limited_unless_the_user_chose(monkeypatch):
+    from seq2seq.allocator import CACHE_VARIABLES, ONEDNN_PRIMITIVE_CACHE, limit_onednn_cache
 
-    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert set(CACHE_VARIABLES) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"}
+    for name in CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     limit_onednn_cache()
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_PRIMITIVE_CACHE)
+    for name in CACHE_VARIABLES:
+        assert os.environ[name] == str(ONEDNN_PRIMITIVE_CACHE)
     monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "1")
     limit_onednn_cache()
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
+    assert os.environ["LRU_CACHE_CAPACITY"] == "1"
