@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seq2seq import CONF_DIR
+from seq2seq.allocator import limit_onednn_cache
 from seq2seq.serving.backends import ServeError, load_backend
 from seq2seq.serving.batching import plan_workers
 from seq2seq.serving.schema import Limits
@@ -87,6 +88,7 @@ def serve_main() -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def _serve_main(cfg: DictConfig) -> None:
     errors = _user_errors()
+    limit_onednn_cache()  # bf16 batches of every size would otherwise keep 1,024 primitives
     try:
         serve(cfg)
     except errors as e:

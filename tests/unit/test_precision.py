@@ -141,3 +141,31 @@ def test_onednn_caches_are_limited_unless_the_user_chose(monkeypatch):
     limit_onednn_cache()
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
     assert os.environ["LRU_CACHE_CAPACITY"] == "1"
+
+
+@pytest.mark.parametrize("entry", ["seq2seq.cli:translate_main", "seq2seq.serving.cli:_serve_main"])
+def test_the_clis_limit_both_caches_before_their_work(monkeypatch, tmp_path, entry):
+    """translate.py and serve.py (train.py shares translate.py's wrapper) set the two cache sizes
+    before they load a model: the work they call sees them."""
+    import importlib
+    import sys
+
+    from seq2seq.allocator import CACHE_VARIABLES, ONEDNN_PRIMITIVE_CACHE
+
+    module_name, fn_name = entry.split(":")
+    module = importlib.import_module(module_name)
+    seen = {}
+
+    def record(cfg):
+        seen.update({name: os.environ.get(name) for name in CACHE_VARIABLES})
+
+    if module_name == "seq2seq.cli":
+        monkeypatch.setattr("seq2seq.translation.translate", record)
+    else:
+        monkeypatch.setattr(module, "serve", record)
+    for name in CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["prog", f"ckpt={tmp_path / 'x.ckpt'}"])
+    getattr(module, fn_name)()
+    assert seen == {name: str(ONEDNN_PRIMITIVE_CACHE) for name in CACHE_VARIABLES}
