@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc  # noqa: E402
 from seq2seq.pipeline import build_trainer, fit_steps  # noqa: E402
 
 
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("overrides", nargs="*", help="Hydra overrides on top of --experiment")
     ap.add_argument("--experiment", default="multi30k_quick")
     args = ap.parse_args(argv)
+    tune_glibc_malloc()  # as train.py does
+    limit_onednn_cache()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={args.experiment}", "run_dir=.",
                                           "test=false", *args.overrides])

@@ -156,7 +156,10 @@ def main() -> None:
     p.add_argument("--no-offline", action="store_true", help="skip the offline comparison")
     args = p.parse_args()
 
+    from seq2seq.allocator import limit_onednn_cache
     from seq2seq.data.corpus import read_lines
+
+    limit_onednn_cache()  # the offline side as translate.py, the server (a child) as serve.py
 
     sentences = [s for s in read_lines(Path(args.data_dir) / "multi30k" /
                                        "test_2016_flickr.de.gz") if s.strip()]

@@ -87,8 +87,8 @@ def serve_main() -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
 def _serve_main(cfg: DictConfig) -> None:
-    errors = _user_errors()
     limit_onednn_cache()  # bf16 batches of every size would otherwise keep 1,024 primitives
+    errors = _user_errors()
     try:
         serve(cfg)
     except errors as e:

@@ -173,5 +173,8 @@ def test_the_transformer_recipe_composes_for_either_direction():
                          "data.tgt_lang=de", "test_beam=5"])
     assert (cfg.data.src_lang, cfg.data.tgt_lang, cfg.test_beam) == ("en", "de", 5)
     assert cfg.optim.schedule == "noam" and "attention" not in cfg.model
+    # the measured recipe: dropout 0.3 on embeddings, sublayers and FFN, 0.1 on attention weights
+    assert (cfg.model.encoder.dropout, cfg.model.decoder.dropout) == (0.3, 0.3)
+    assert (cfg.model.encoder.attention_dropout, cfg.model.decoder.attention_dropout) == (0.1, 0.1)
     model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 8000, 8000)
     assert type(model.decoder).__name__ == "TransformerDecoder"

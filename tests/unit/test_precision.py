@@ -131,8 +131,9 @@ def test_onednn_caches_are_limited_unless_the_user_chose(monkeypatch):
     from seq2seq.allocator import CACHE_VARIABLES, ONEDNN_PRIMITIVE_CACHE, limit_onednn_cache
 
     assert set(CACHE_VARIABLES) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"}
-    for name in CACHE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    for name in CACHE_VARIABLES:  # set, then removed: monkeypatch restores the user's afterwards
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
     limit_onednn_cache()
     for name in CACHE_VARIABLES:
         assert os.environ[name] == str(ONEDNN_PRIMITIVE_CACHE)
@@ -148,6 +149,7 @@ def test_the_clis_limit_both_caches_before_their_work(monkeypatch, tmp_path, ent
     """translate.py and serve.py (train.py shares translate.py's wrapper) set the two cache sizes
     before they load a model: the work they call sees them."""
     import importlib
+    import logging
     import sys
 
     from seq2seq.allocator import CACHE_VARIABLES, ONEDNN_PRIMITIVE_CACHE
@@ -163,9 +165,17 @@ def test_the_clis_limit_both_caches_before_their_work(monkeypatch, tmp_path, ent
         monkeypatch.setattr("seq2seq.translation.translate", record)
     else:
         monkeypatch.setattr(module, "serve", record)
+    monkeypatch.setattr("seq2seq.cli.tune_glibc_malloc", lambda: False)  # not in pytest's process
     for name in CACHE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["prog", f"ckpt={tmp_path / 'x.ckpt'}"])
-    getattr(module, fn_name)()
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        getattr(module, fn_name)()
+    finally:  # Hydra configures the root logger: leave it as the other tests expect it
+        root.setLevel(level)
+        root.handlers[:] = handlers
     assert seen == {name: str(ONEDNN_PRIMITIVE_CACHE) for name in CACHE_VARIABLES}
