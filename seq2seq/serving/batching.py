@@ -4,9 +4,9 @@ Requests wait on futures in an asyncio queue; whenever one of `workers` decode t
 a batch is collected and decoded in it (idle workers split the batch between them) while new
 requests queue up. A batch closes when no request has joined it for `window_s` (requests that
 come in a burst share one batch), when its oldest request has waited `max_wait_s`, or when it
-holds `max_tokens` source tokens. Closed-loop clients all send their next request as soon as a batch is answered: closing
-on a quiet gap, not a fixed time after the first arrival, keeps those bursts in one batch
-instead of splitting them in two halves that alternate. A full queue refuses at once
+holds `max_tokens` source tokens. Closed-loop clients all send their next request as soon as a
+batch is answered: closing on a quiet gap, not a fixed time after the first arrival, keeps those
+bursts in one batch instead of splitting them in two halves that alternate. A full queue refuses at once
 (QueueFull), never hangs.
 """
 

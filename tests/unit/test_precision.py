@@ -127,13 +127,21 @@ def test_translate_precision_option(monkeypatch, caplog):
     assert precision.decode_dtype("bf16", "cuda", lstm) == torch.bfloat16
 
 
+def _unset_cache_variables(monkeypatch):
+    """Remove both cache variables for the test; set first, so monkeypatch restores the user's
+    values (or their absence) afterwards."""
+    from seq2seq.allocator import CACHE_VARIABLES
+
+    for name in CACHE_VARIABLES:
+        monkeypatch.setenv(name, "x")
+        monkeypatch.delenv(name)
+
+
 def test_onednn_caches_are_limited_unless_the_user_chose(monkeypatch):
     from seq2seq.allocator import CACHE_VARIABLES, ONEDNN_PRIMITIVE_CACHE, limit_onednn_cache
 
     assert set(CACHE_VARIABLES) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"}
-    for name in CACHE_VARIABLES:  # set, then removed: monkeypatch restores the user's afterwards
-        monkeypatch.setenv(name, "x")
-        monkeypatch.delenv(name)
+    _unset_cache_variables(monkeypatch)
     limit_onednn_cache()
     for name in CACHE_VARIABLES:
         assert os.environ[name] == str(ONEDNN_PRIMITIVE_CACHE)
@@ -166,9 +174,7 @@ def test_the_clis_limit_both_caches_before_their_work(monkeypatch, tmp_path, ent
     else:
         monkeypatch.setattr(module, "serve", record)
     monkeypatch.setattr("seq2seq.cli.tune_glibc_malloc", lambda: False)  # not in pytest's process
-    for name in CACHE_VARIABLES:
-        monkeypatch.setenv(name, "x")
-        monkeypatch.delenv(name)
+    _unset_cache_variables(monkeypatch)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["prog", f"ckpt={tmp_path / 'x.ckpt'}"])
     root = logging.getLogger()
