@@ -59,6 +59,9 @@ def build_datamodule(cfg: DictConfig):
 def build(cfg: DictConfig):
     """The datamodule (data fetched, SentencePiece models trained) and the LightningModule of a
     train config: what `train` fits, and what experiments/ scripts measure."""
+    if cfg.model.get("share_all_embeddings", False) and not cfg.data.get("joint_vocab", False):
+        raise DataError("model.share_all_embeddings=true ties source and target embeddings, so "
+                        "both languages need one vocabulary: set data.joint_vocab=true")
     L.seed_everything(cfg.seed, workers=True)  # the initial weights depend on the seed only
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()

@@ -60,12 +60,34 @@ class Seq2Seq(nn.Module):
         return self.decoder(tgt_in, state, teacher_forcing_ratio)
 
 
+def _embedding(part: nn.Module, name: str) -> nn.Embedding:
+    """The one token embedding of an encoder or decoder (share_all_embeddings ties them)."""
+    found = [m for m in part.modules() if isinstance(m, nn.Embedding)]
+    if len(found) != 1:
+        raise ValueError(f"model.share_all_embeddings=true needs one token embedding in the "
+                         f"{name}; {type(part).__name__} has {len(found)}")
+    return found[0]
+
+
+def share_all_embeddings(model: Seq2Seq) -> None:
+    """Tie the source embedding to the target embedding (and so, with tie_embeddings, to the
+    output layer too: three-way tying, as fairseq's --share-all-embeddings). Needs one
+    vocabulary for both languages (data.joint_vocab=true) and the same embedding size."""
+    src, tgt = _embedding(model.encoder, "encoder"), _embedding(model.decoder, "decoder")
+    if src.weight.shape != tgt.weight.shape:
+        raise ValueError(
+            "model.share_all_embeddings=true needs the same vocabulary and embedding size on "
+            f"both sides: the source embedding is {tuple(src.weight.shape)}, the target "
+            f"{tuple(tgt.weight.shape)}; train one joint vocabulary (data.joint_vocab=true)")
+    src.weight = tgt.weight
+
+
 def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
                   pad_id: int = 0) -> Seq2Seq:
     """Build from a plain-data model config ({emb_size, tie_embeddings, init, emb_init_std,
     encoder, attention, decoder}, each part with its `_target_` and every key given: conf/model/
-    is where the defaults live), wiring the sizes that depend on other parts, then initialize
-    the parameters (seq2seq/models/init.py).
+    is where the defaults live; `share_all_embeddings` may be absent, meaning false), wiring the
+    sizes that depend on other parts, then initialize the parameters (seq2seq/models/init.py).
 
     The attention part is built only for decoders with `uses_attention` (query size = the
     decoder's hidden_size); decoders with their own attention need it empty (null).
@@ -92,5 +114,7 @@ def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
                           tie_embeddings=cfg["tie_embeddings"], pad_id=pad_id,
                           **wired, **_kwargs(dec_cfg))
     model = Seq2Seq(encoder, decoder)
+    if cfg.get("share_all_embeddings", False):
+        share_all_embeddings(model)
     init_parameters(model, cfg["init"], cfg["emb_init_std"])
     return model

@@ -285,3 +285,51 @@ def test_a_few_updates_fit_one_batch(name):
     assert losses[-1] < 0.5 * losses[0]
     grads = [p.grad for p in model.encoder.parameters() if p.requires_grad]
     assert all(g is not None for g in grads)
+
+
+@pytest.mark.parametrize("name", ["transformer", "transformer_lstm"])
+def test_share_all_embeddings_ties_source_target_and_output(name):
+    """model.share_all_embeddings=true: one matrix for the source embedding, the target
+    embedding and the output layer (V x E fewer parameters), trained by both sides."""
+    tied = _model(name, ["model.share_all_embeddings=true"])
+    separate = _model(name)
+    src = next(m for m in tied.encoder.modules() if isinstance(m, torch.nn.Embedding))
+    tgt = next(m for m in tied.decoder.modules() if isinstance(m, torch.nn.Embedding))
+    assert src.weight is tgt.weight is tied.decoder.output.weight
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(separate) - count(tied) == V * 16
+    assert src.weight[0].abs().sum() == 0  # the padding row stays zero
+    src_ids, lengths, mask, tgt_in = _batch()
+    tied.train()
+    logits, _ = tied(src_ids, lengths, mask, tgt_in)
+    logits.logsumexp(-1).sum().backward()
+    # gradient from the source side alone: rows of tokens seen only in the source
+    only_src = sorted(set(src_ids[mask].tolist()) - set(tgt_in.flatten().tolist()))
+    assert only_src and src.weight.grad[only_src].abs().sum(-1).min() > 0
+
+
+def test_share_all_embeddings_survives_bf16_casting_and_a_state_dict_round_trip():
+    model = _model("transformer", ["model.share_all_embeddings=true"])
+    src_ids, lengths, mask, tgt_in = _batch()
+    with cast_weights(model, torch.bfloat16):
+        assert model.encoder.embed.embedding.weight is model.decoder.output.weight
+        assert model.encoder.embed.embedding.weight.dtype == torch.bfloat16
+    copy = _model("transformer", ["model.share_all_embeddings=true"], seed=5)
+    copy.load_state_dict(model.state_dict())
+    assert copy.encoder.embed.embedding.weight is copy.decoder.embed.embedding.weight
+    with torch.no_grad():
+        assert torch.equal(copy(src_ids, lengths, mask, tgt_in)[0],
+                           model(src_ids, lengths, mask, tgt_in)[0])
+
+
+def test_share_all_embeddings_needs_one_vocabulary():
+    with pytest.raises(ValueError, match=r"share_all_embeddings.*\(23, 16\).*\(30, 16\).*"
+                                         r"joint_vocab"):
+        build_seq2seq(model_config("transformer", ["model.share_all_embeddings=true"]), V, 30)
+    from seq2seq.data.errors import DataError
+    from seq2seq.pipeline import build
+    from tests.conftest import compose_train
+    cfg = compose_train(["model=transformer", "model.share_all_embeddings=true",
+                         "data.joint_vocab=false"])
+    with pytest.raises(DataError, match="data.joint_vocab=true"):
+        build(cfg)
