@@ -9,9 +9,11 @@ a folder that is missing, incomplete, damaged or of another format version raise
 `ExportError` (a ValueError) with a one-line message naming the path and what to do.
 
 `Translator.translate(texts, beam=None, nbest=1, alpha=None, max_len_a=None, max_len_b=None,
-with_scores=False, with_attention=False)` translates a list of texts in batches of similar
-length (max_tokens padded source tokens), greedy (beam 1) or with batched beam search; None
-takes the model's `decode` default (export.json). It returns one item per text:
+with_scores=False, with_attention=False, **options)` translates a list of texts in batches of
+similar length (max_tokens padded source tokens), greedy (beam 1) or with batched beam search;
+`options` are the other search options of conf/train.yaml's decode section: coverage,
+no_repeat_ngram_size, min_len, and sample (with temperature, top_k, top_p, seed). None takes the
+model's `decode` default (export.json). It returns one item per text:
 
 - a string, the best translation, when nbest == 1 and neither with_scores nor with_attention;
 - else a list of up to `nbest` dicts, best first (an empty list for an empty text):
@@ -22,7 +24,8 @@ takes the model's `decode` default (export.json). It returns one item per text:
 
 `Translator.info()` -> {path, format_version, languages, vocab_size, parameters, model,
 max_len, decode}. Outputs equal translate.py's on the same checkpoint (the search is a port of
-seq2seq/decoding/; the coverage penalty, n-gram blocking and sampling are not ported).
+seq2seq/decoding/, penalties included). Sampling draws from the same filtered distribution as
+translate.py with NumPy's generator: seeded runs repeat, but the samples differ from PyTorch's.
 Nothing here imports torch or Lightning.
 """
 

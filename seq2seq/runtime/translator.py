@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq.runtime.bundle import Bundle
-from seq2seq.runtime.search import Hypothesis, beam_search, max_output_length
+from seq2seq.runtime.search import Hypothesis, beam_search, max_output_length, sample
 
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 4000  # padded source tokens per batch, as translate.py's default
+# search options besides beam, nbest, alpha and max_len_a/b, with the values they take when an
+# export's decode defaults predate them (conf/train.yaml's decode section)
+SEARCH_DEFAULTS = {"coverage": 0.0, "no_repeat_ngram_size": 0, "min_len": 0, "sample": False,
+                   "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": None}
+SEARCH_OPTIONS = tuple(SEARCH_DEFAULTS)
 
 
 def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
@@ -57,11 +62,6 @@ class Translator:
         self.defaults = dict(m["decode"])
         self.max_tokens = max_tokens
         self.eos = m["ids"]["eos"]
-        unported = [k for k in ("coverage", "no_repeat_ngram_size") if self.defaults.get(k)]
-        if unported or self.defaults.get("sample"):
-            log.warning("%s: the model's decode defaults ask for %s, which the runtime does not "
-                        "apply (beam search with a length penalty only)", path,
-                        ", ".join(unported + (["sample"] if self.defaults.get("sample") else [])))
 
     def info(self) -> dict:
         """What a server shows: languages, vocabulary sizes, parameters, decode defaults."""
@@ -73,19 +73,30 @@ class Translator:
 
     # -- translation --------------------------------------------------------------------------
 
-    def search(self, texts: list[str], beam: int, nbest: int, alpha: float, max_len_a: float,
-               max_len_b: int, min_len: int = 0) -> tuple[list[list[int]], list[list[Hypothesis]]]:
-        """Source ids and n-best lists of `texts`, in input order; empty texts get none."""
+    def search(self, texts: list[str], opts: dict) -> tuple[list[list[int]],
+                                                             list[list[Hypothesis]]]:
+        """Source ids and n-best lists (or samples) of `texts`, in input order; empty texts
+        get none. opts: every search option of the model's `decode` defaults."""
         ids = [self.bundle.src_spm.encode(t if t.strip() else "", out_type=int) for t in texts]
         nbest_lists: list[list[Hypothesis]] = [[] for _ in texts]
         rows = [i for i, s in enumerate(ids) if s]
-        for batch in length_batches([len(ids[i]) + 1 for i in rows], self.max_tokens):
+        seed = opts.get("seed")
+        for n, batch in enumerate(length_batches([len(ids[i]) + 1 for i in rows],
+                                                 self.max_tokens)):
             idx = [rows[j] for j in batch]
             src, lengths, mask = source_batch([ids[i] for i in idx], self.eos)
             graphs = self.bundle.graphs
-            hyps = beam_search(graphs.step, graphs.encode(src, lengths, mask), lengths,
-                               max_output_length(lengths, max_len_a, max_len_b), beam=beam,
-                               alpha=alpha, nbest=nbest, min_len=min_len)
+            state = graphs.encode(src, lengths, mask)
+            limit = max_output_length(lengths, opts["max_len_a"], opts["max_len_b"])
+            if opts.get("sample"):
+                hyps = sample(graphs.step, state, lengths, limit, n=opts["nbest"],
+                              temperature=opts["temperature"], top_k=opts["top_k"],
+                              top_p=opts["top_p"], seed=None if seed is None else seed + n)
+            else:
+                hyps = beam_search(graphs.step, state, lengths, limit, beam=opts["beam"],
+                                   alpha=opts["alpha"], nbest=opts["nbest"],
+                                   min_len=opts["min_len"], coverage=opts["coverage"],
+                                   no_repeat_ngram_size=opts["no_repeat_ngram_size"])
             for i, h in zip(idx, hyps, strict=True):
                 nbest_lists[i] = h
         return ids, nbest_lists
@@ -93,22 +104,34 @@ class Translator:
     def translate(self, texts: list[str], beam: int | None = None, nbest: int = 1,
                   alpha: float | None = None, max_len_a: float | None = None,
                   max_len_b: int | None = None, with_scores: bool = False,
-                  with_attention: bool = False) -> list:
+                  with_attention: bool = False, **options) -> list:
         """One result per text: its best translation (a string), or with nbest > 1,
         with_scores or with_attention a list of dicts, best first (see the package docstring).
-        None takes the model's decode default."""
+        None takes the model's decode default; `options` sets the other search options by
+        name (coverage, no_repeat_ngram_size, min_len, sample, temperature, top_k, top_p,
+        seed)."""
         if isinstance(texts, str):
             raise TypeError("translate() takes a list of texts; wrap one text in a list")
-        d = self.defaults
-        beam = d["beam"] if beam is None else int(beam)
-        nbest = d["nbest"] if nbest is None else int(nbest)
+        unknown = sorted(set(options) - set(SEARCH_OPTIONS))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown search option; the options are beam, "
+                             f"nbest, alpha, max_len_a, max_len_b, {', '.join(SEARCH_OPTIONS)}")
+        opts = {**SEARCH_DEFAULTS, **self.defaults,
+                **{k: v for k, v in options.items() if v is not None}}
+        for k, v in (("beam", beam), ("nbest", nbest), ("alpha", alpha),
+                     ("max_len_a", max_len_a), ("max_len_b", max_len_b)):
+            if v is not None:
+                opts[k] = v
+        for k, cast in (("beam", int), ("nbest", int), ("min_len", int), ("max_len_b", int),
+                        ("no_repeat_ngram_size", int), ("top_k", int), ("alpha", float),
+                        ("max_len_a", float), ("coverage", float), ("temperature", float),
+                        ("top_p", float)):
+            opts[k] = cast(opts[k])
+        beam, nbest = opts["beam"], opts["nbest"]
         if beam < 1 or nbest < 1:
             raise ValueError(f"beam={beam}, nbest={nbest}: both must be at least 1")
-        beam = max(beam, nbest)  # as translate.py: n-best lists need a beam at least as wide
-        ids, lists = self.search(
-            list(texts), beam, nbest, d["alpha"] if alpha is None else float(alpha),
-            d["max_len_a"] if max_len_a is None else float(max_len_a),
-            d["max_len_b"] if max_len_b is None else int(max_len_b), int(d.get("min_len", 0)))
+        opts["beam"] = max(beam, nbest)  # as translate.py: n-best lists need a beam as wide
+        ids, lists = self.search(list(texts), opts)
         tgt = self.bundle.tgt_spm
         if nbest == 1 and not with_scores and not with_attention:
             best = tgt.decode([[i for i in h[0].tokens if i > self.eos] if h else []

@@ -112,7 +112,7 @@ class ExportBackend:
     """An exported model directory, decoded by seq2seq.runtime.Translator (no torch)."""
 
     kind = "export"
-    supported = ("beam", "nbest", "alpha", "max_len_a", "max_len_b")
+    supported = tuple(OPTIONS)  # the runtime's search ports every option a request may set
 
     def __init__(self, path: str, max_tokens: int, threads: int | None = None):
         if not Path(path).is_dir():

@@ -242,9 +242,12 @@ class FakeTranslator:
         return {"path": "x", "languages": {"src": "de", "tgt": "en"}, "parameters": 7,
                 "model": {}, "decode": {"beam": 1, "nbest": 1, "alpha": 0.6}}
 
+    calls: list[dict] = []  # the search options of each call
+
     def translate(self, texts, beam=None, nbest=1, alpha=None, max_len_a=None, max_len_b=None,
-                  with_scores=False, with_attention=False):
+                  with_scores=False, with_attention=False, **options):
         assert with_scores and beam >= nbest
+        FakeTranslator.calls.append({"beam": beam, "nbest": nbest, **options})
         return [[{"text": t.upper(), "score": -1.0 - k, "tokens": [5, 6],
                   **({"attention": [[0.5, 0.5], [1.0, 0.0]], "src_pieces": ["_ein", "</s>"],
                       "tgt_pieces": ["_EIN", "</s>"]} if with_attention else {})}
@@ -277,8 +280,12 @@ def test_export_backend_adapter(tmp_path, monkeypatch):
         assert first["nbest"][0]["attention"] == {
             "source": ["_ein", "</s>"], "target": ["_EIN", "</s>"],
             "weights": [[0.5, 0.5], [1.0, 0.0]]}
-        r = client.post("/translate", json={"text": "ein", "coverage": 0.2})
-        assert r.status_code == 422 and "coverage" in r.text
+        # the runtime ports every search option a request may set
+        r = client.post("/translate", json={"text": "ein", "beam": 2, "coverage": 0.2,
+                                            "no_repeat_ngram_size": 2, "min_len": 1})
+        assert r.status_code == 200, r.text
+        assert FakeTranslator.calls[-1] == {"beam": 2, "nbest": 1, "coverage": 0.2,
+                                            "no_repeat_ngram_size": 2, "min_len": 1}
         info = client.get("/info").json()
         assert info["kind"] == "export" and info["source_lang"] == "de"
 

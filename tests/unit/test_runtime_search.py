@@ -98,6 +98,84 @@ def test_search_equals_pytorch(preset, beam, nbest):
     assert len(ends) == len(lens) * nbest
 
 
+PENALTIES = [  # beam, nbest, coverage beta, no_repeat_ngram_size, min_len
+    (3, 2, 0.4, 0, 0), (3, 1, 0.0, 2, 0), (1, 1, 0.0, 1, 0), (1, 1, 0.3, 0, 2), (4, 2, 0.2, 2, 1)]
+
+
+@pytest.mark.parametrize("preset", ["gru_bahdanau", "transformer"])
+@pytest.mark.parametrize(("beam", "nbest", "beta", "ngram", "min_len"), PENALTIES)
+def test_penalties_equal_pytorch(preset, beam, nbest, beta, ngram, min_len):
+    """The coverage penalty, n-gram blocking and min_len give PyTorch's hypotheses and scores
+    (beam 1 with one of them runs the beam loop, as in seq2seq/decoding/beam_search.py)."""
+    model = _model(preset, sharpen=2.0)
+    graphs = _sessions(model)
+    src, lengths, mask = _sample(model, SRC_V, [6, 2, 9, 4, 9, 1, 7])
+    opts = search_options(beam=beam, nbest=nbest, coverage=beta, no_repeat_ngram_size=ngram,
+                          min_len=min_len, max_len_b=8)
+    want = torch_beam_search(model, src, lengths, mask, opts)
+    lens = lengths.numpy()
+    got = beam_search(graphs.step, graphs.encode(src.numpy(), lens, mask.numpy()), lens,
+                      max_output_length(lens, opts.max_len_a, opts.max_len_b), beam=beam,
+                      alpha=opts.alpha, nbest=nbest, min_len=min_len, coverage=beta,
+                      no_repeat_ngram_size=ngram)
+    assert [[h.tokens for h in hs] for hs in got] == [[h.tokens for h in hs] for hs in want]
+    for g, w in zip([h for hs in got for h in hs], [h for hs in want for h in hs], strict=True):
+        assert g.score == pytest.approx(w.score, abs=1e-4)
+        assert len(g.tokens) >= min_len
+        if ngram:  # no n-gram twice
+            grams = [tuple(g.tokens[i : i + ngram]) for i in range(len(g.tokens) - ngram + 1)]
+            assert len(grams) == len(set(grams))
+
+
+def test_ngram_blocking_and_coverage_match_the_torch_functions():
+    from seq2seq.decoding.penalties import block_repeated_ngrams as torch_block
+    from seq2seq.decoding.penalties import coverage_penalty as torch_coverage
+    from seq2seq.runtime.search import block_repeated_ngrams, coverage_penalty
+
+    rng = np.random.default_rng(0)
+    logp = rng.normal(size=(4, 7)).astype(np.float32)
+    history = rng.integers(0, 7, size=(4, 9))
+    for n in (0, 1, 2, 3, 10):
+        want = torch_block(torch.from_numpy(logp), torch.from_numpy(history), n).numpy()
+        np.testing.assert_array_equal(block_repeated_ngrams(logp, history, n), want)
+    cov = rng.uniform(0, 2, size=(4, 6)).astype(np.float32)
+    mask = np.arange(6)[None] < np.array([6, 3, 1, 4])[:, None]
+    want = torch_coverage(torch.from_numpy(cov), torch.from_numpy(mask), 0.3).numpy()
+    np.testing.assert_allclose(coverage_penalty(cov, mask, 0.3), want, rtol=1e-6)
+
+
+def test_sampling_filters_like_pytorch_and_repeats_with_a_seed():
+    from seq2seq.decoding.sampling import top_k_top_p_filter as torch_filter
+    from seq2seq.runtime.search import sample, top_k_top_p_filter
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(5, 40)).astype(np.float32) * 3
+    for k, p in ((0, 1.0), (5, 1.0), (0, 0.7), (8, 0.5), (1, 1.0)):
+        want = torch_filter(torch.from_numpy(logits), k, p).numpy()
+        np.testing.assert_array_equal(np.isinf(top_k_top_p_filter(logits, k, p)), np.isinf(want))
+    model = _model("gru_bahdanau", sharpen=1.0)
+    graphs = _sessions(model)
+    src, lengths, mask = _sample(model, SRC_V, [6, 2, 9])
+    lens = lengths.numpy()
+    limit = max_output_length(lens, 1.0, 6)
+
+    def draw(**kw):
+        state = graphs.encode(src.numpy(), lens, mask.numpy())
+        return [[h.tokens for h in hs] for hs in sample(graphs.step, state, lens, limit, n=4,
+                                                        **kw)]
+
+    a = draw(temperature=1.0, top_k=0, top_p=1.0, seed=3)
+    assert a == draw(temperature=1.0, top_k=0, top_p=1.0, seed=3)  # seeded: repeats
+    assert len({tuple(t) for hs in a for t in hs}) > 3  # flat model: the samples differ
+    # top_k 1 is greedy search
+    greedy = beam_search(graphs.step, graphs.encode(src.numpy(), lens, mask.numpy()), lens,
+                         limit, beam=1, alpha=0.0, nbest=1)
+    one = draw(temperature=0.7, top_k=1, top_p=1.0, seed=None)
+    assert one == [[g[0].tokens] * 4 for g in greedy]
+    with pytest.raises(ValueError, match="temperature=0"):
+        draw(temperature=0, top_k=0, top_p=1.0, seed=1)
+
+
 def test_nbest_wider_than_beam_is_refused():
     model = _model("gru_bahdanau")
     graphs = _sessions(model)
@@ -141,6 +219,15 @@ def test_translator_api(export_dir):
     assert info["decode"]["max_len_b"] == 5 and info["format_version"] == 1
     with pytest.raises(TypeError, match="list of texts"):
         tr.translate("Ein Hund läuft.")
+    # every search option of the decode section, by name
+    blocked = tr.translate(texts, beam=3, nbest=2, no_repeat_ngram_size=1, coverage=0.2,
+                           with_scores=True)
+    assert all(len(set(h["tokens"])) == len(h["tokens"]) for hs in blocked for h in hs)
+    samples = tr.translate(texts, nbest=3, sample=True, top_k=5, seed=7)
+    assert [len(x) for x in samples] == [3, 0, 3]
+    assert samples == tr.translate(texts, nbest=3, sample=True, top_k=5, seed=7)
+    with pytest.raises(ValueError, match="beam_size: unknown search option"):
+        tr.translate(texts, beam_size=3)
 
 
 def test_damaged_export_dirs(export_dir, tmp_path):
