@@ -173,12 +173,10 @@ def sample(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray,
 
     def draw(logp):
         filtered = log_softmax(top_k_top_p_filter(logp / np.float32(temperature), top_k, top_p))
-        p = np.exp(filtered.astype(np.float64))
-        u = rng.random(len(p))[:, None]
-        nxt = np.minimum((np.cumsum(p, -1) / p.sum(-1, keepdims=True) < u).sum(-1),
-                         p.shape[1] - 1)
-        nxt = np.where(np.isfinite(filtered[np.arange(len(p)), nxt]), nxt, filtered.argmax(-1))
-        return nxt.astype(np.int64), filtered[np.arange(len(p)), nxt]
+        c = np.cumsum(np.exp(filtered.astype(np.float64)), -1)  # [R, V]
+        u = rng.random(len(c))[:, None]  # [0, 1): the first token whose cumulative mass
+        nxt = (c <= u * c[:, -1:]).sum(-1)  # exceeds u (never a filtered, zero-mass token)
+        return nxt.astype(np.int64), filtered[np.arange(len(c)), nxt]
 
     B = len(src_lengths)
     expand = np.repeat(np.arange(B), n)

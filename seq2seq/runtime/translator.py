@@ -80,9 +80,8 @@ class Translator:
         ids = [self.bundle.src_spm.encode(t if t.strip() else "", out_type=int) for t in texts]
         nbest_lists: list[list[Hypothesis]] = [[] for _ in texts]
         rows = [i for i, s in enumerate(ids) if s]
-        seed = opts.get("seed")
-        for n, batch in enumerate(length_batches([len(ids[i]) + 1 for i in rows],
-                                                 self.max_tokens)):
+        seed = opts.get("seed")  # every batch starts from it, as translate.py's sampling
+        for batch in length_batches([len(ids[i]) + 1 for i in rows], self.max_tokens):
             idx = [rows[j] for j in batch]
             src, lengths, mask = source_batch([ids[i] for i in idx], self.eos)
             graphs = self.bundle.graphs
@@ -91,7 +90,7 @@ class Translator:
             if opts.get("sample"):
                 hyps = sample(graphs.step, state, lengths, limit, n=opts["nbest"],
                               temperature=opts["temperature"], top_k=opts["top_k"],
-                              top_p=opts["top_p"], seed=None if seed is None else seed + n)
+                              top_p=opts["top_p"], seed=seed)
             else:
                 hyps = beam_search(graphs.step, state, lengths, limit, beam=opts["beam"],
                                    alpha=opts["alpha"], nbest=opts["nbest"],

@@ -143,7 +143,8 @@ class ExportBackend:
         if "nbest" in options:
             options = {**options, "beam": max(options.get("beam", self.defaults.get("beam") or 1),
                                               options["nbest"])}
-        results = self.translator.translate(list(texts), **options, with_scores=True,
+        # the server searches (as the checkpoint backend); a model's decode.sample stays off
+        results = self.translator.translate(list(texts), **options, sample=False, with_scores=True,
                                             with_attention=attention)
         out = []
         for res in results:

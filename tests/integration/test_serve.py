@@ -285,7 +285,8 @@ def test_export_backend_adapter(tmp_path, monkeypatch):
                                             "no_repeat_ngram_size": 2, "min_len": 1})
         assert r.status_code == 200, r.text
         assert FakeTranslator.calls[-1] == {"beam": 2, "nbest": 1, "coverage": 0.2,
-                                            "no_repeat_ngram_size": 2, "min_len": 1}
+                                            "no_repeat_ngram_size": 2, "min_len": 1,
+                                            "sample": False}  # searched, whatever decode says
         info = client.get("/info").json()
         assert info["kind"] == "export" and info["source_lang"] == "de"
 
