@@ -178,3 +178,22 @@ def test_the_transformer_recipe_composes_for_either_direction():
     assert (cfg.model.encoder.attention_dropout, cfg.model.decoder.attention_dropout) == (0.1, 0.1)
     model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 8000, 8000)
     assert type(model.decoder).__name__ == "TransformerDecoder"
+
+
+def test_the_hybrid_recipe_composes_for_either_direction():
+    """`python train.py experiment=multi30k_hybrid test_beam=5`: a Transformer encoder under
+    an LSTM decoder with Luong general attention, one embedding matrix, a cosine schedule."""
+    from omegaconf import OmegaConf
+
+    from seq2seq.models.seq2seq import build_seq2seq
+
+    for src, tgt in (("de", "en"), ("en", "de")):
+        cfg = compose_train(["experiment=multi30k_hybrid", f"data.src_lang={src}",
+                             f"data.tgt_lang={tgt}", "test_beam=5"])
+        assert (cfg.data.src_lang, cfg.data.tgt_lang) == (src, tgt)
+    assert cfg.optim.schedule == "cosine" and cfg.trainer.max_steps == 3600
+    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 8000, 8000)
+    assert type(model.encoder).__name__ == "TransformerEncoder"
+    assert model.decoder.is_lstm and type(model.decoder.attention).__name__ == (
+        "LuongGeneralAttention")
+    assert model.encoder.embed.embedding.weight is model.decoder.output.weight
