@@ -65,7 +65,13 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 def test_every_experiment_composes_and_builds(experiment):
     cfg = compose_train([f"experiment={experiment}"])
     assert cfg.name == experiment
-    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 50, 60)
+    # One embedding matrix for both sides needs one (joint) vocabulary, as the recipe's data
+    # config says; otherwise the two sizes differ to catch a swapped source and target.
+    shared = bool(cfg.model.get("share_all_embeddings"))
+    if shared:
+        assert cfg.data.joint_vocab, "share_all_embeddings needs data.joint_vocab=true"
+    src_vocab = 60 if shared else 50
+    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), src_vocab, 60)
     assert model.decoder.output.out_features == 60
 
 
