@@ -22,7 +22,9 @@ def test_all_presets_exist():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_builds_at_full_size(preset):
-    model = build_seq2seq(model_config(preset, small=False), 100, 120)
+    cfg = model_config(preset, small=False)
+    # one embedding matrix for both sides needs one vocabulary; otherwise two sizes
+    model = build_seq2seq(cfg, 120 if cfg.get("share_all_embeddings") else 100, 120)
     assert model.decoder.output.out_features == 120
 
 

@@ -23,6 +23,7 @@ V = 23
 MODELS = {
     "transformer": ("transformer", []),
     "transformer_lstm": ("transformer_lstm", []),
+    "transformer_tiny": ("transformer_tiny", []),  # one embedding matrix on both sides
     "gru_transformer": ("transformer", ["model/encoder=gru"]),
 }
 
@@ -246,6 +247,18 @@ def test_presets_at_full_size():
     assert isinstance(hybrid.decoder.attention, LuongGeneralAttention)
     assert hybrid.decoder.input_feeding
     assert hybrid.decoder.output.weight is hybrid.decoder.embedding.weight
+
+
+def test_the_tiny_preset_at_full_size():
+    """model=transformer_tiny: d_model 128, 4 + 4 layers, FFN 256, one matrix for the source and
+    target embeddings and the output layer: 2.35M parameters with a joint 8,000 vocabulary."""
+    model = build_seq2seq(model_config("transformer_tiny", small=False), 8000, 8000)
+    enc, dec = model.encoder, model.decoder
+    assert len(enc.layers) == 4 == len(dec.layers)
+    assert enc.layers[0].ff[0].out_features == 256 == dec.layers[0].ff[0].out_features
+    assert enc.embed.embedding.weight is dec.embed.embedding.weight is dec.output.weight
+    assert dec.output.weight.shape == (8000, 128)
+    assert sum(p.numel() for p in model.parameters()) == 2_349_568
 
 
 def test_rnn_encoder_under_transformer_decoder_projects_its_states():
