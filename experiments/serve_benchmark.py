@@ -2,6 +2,7 @@
 
     python experiments/serve_benchmark.py --ckpt RUN/checkpoints/last.ckpt [--seconds 20]
         [--clients 1,8,64] [--threads N] [--workers W] [--beam K] [--precision 32|bf16]
+        [--model EXPORTED_DIR]
 
 Starts `serve.py ckpt=...` on a free port of 127.0.0.1; for each number of concurrent clients,
 each client sends one test_2016_flickr sentence per request, the next as soon as the last is
@@ -9,6 +10,11 @@ answered, for --seconds; prints requests/s, sentences/s and p50/p99 latency per 
 offline throughput of the same model on the same sentences (translate_lines, translate.py's
 batched path, with translate.py's threads: torch's default unless --threads is given). Not a
 test: the figures depend on the machine.
+
+With --model DIR (a directory written by export.py from the same checkpoint) the server serves
+the exported model (`serve.py model=DIR`, seq2seq.runtime: onnxruntime and NumPy) and the table
+gives its share of both offline figures: translate.py's (PyTorch, the checkpoint) and the
+runtime's own batched `Translator.translate` on the same sentences and batch budget.
 
 The clients share the server's machine, so they are kept cheap: plain HTTP/1.1 keep-alive
 requests over asyncio streams (an httpx client costs about as much CPU per request as the
@@ -45,9 +51,10 @@ def get_json(port: int, path: str) -> dict:
         return json.load(r)
 
 
-def start_server(ckpt: str, port: int, threads: int | None, extra: list[str]
+def start_server(source: str, port: int, threads: int | None, extra: list[str]
                  ) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}",
+    """serve.py on 127.0.0.1:port; source is `ckpt=PATH` or `model=DIR`."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), source,
                              f"port={port}", *([f"threads={threads}"] if threads else []),
                              "log_level=warning", *extra], cwd=ROOT)
     deadline = time.monotonic() + 600
@@ -138,6 +145,19 @@ def offline(ckpt: str, sentences: list[str], threads: int | None, max_tokens: in
     return len(sentences) / (time.monotonic() - start)
 
 
+def offline_runtime(model_dir: str, sentences: list[str], threads: int | None, max_tokens: int,
+                    beam: int | None) -> float:
+    """Sentences/s of the exported model's batched Translator.translate on `sentences`."""
+    from seq2seq.runtime import Translator
+
+    translator = Translator(model_dir, threads=threads or 0, max_tokens=max_tokens)
+    options = {"beam": beam} if beam else {}
+    translator.translate(sentences[:32], **options)  # warm-up
+    start = time.monotonic()
+    translator.translate(sentences, **options)
+    return len(sentences) / (time.monotonic() - start)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py")
@@ -154,6 +174,9 @@ def main() -> None:
     p.add_argument("--data-dir", default=os.environ.get("SEQ2SEQ_DATA_DIR",
                                                         str(ROOT.parent / "shared" / "data")))
     p.add_argument("--no-offline", action="store_true", help="skip the offline comparison")
+    p.add_argument("--model", default=None,
+                   help="serve this exported model (export.py of --ckpt) instead of the "
+                        "checkpoint; the runtime's offline throughput is given too")
     args = p.parse_args()
 
     from seq2seq.allocator import limit_onednn_cache
@@ -164,7 +187,8 @@ def main() -> None:
     sentences = [s for s in read_lines(Path(args.data_dir) / "multi30k" /
                                        "test_2016_flickr.de.gz") if s.strip()]
     port = free_port()
-    proc = start_server(args.ckpt, port, args.threads,
+    source = f"model={args.model}" if args.model else f"ckpt={args.ckpt}"
+    proc = start_server(source, port, args.threads,
                         [f"batching.max_tokens={args.max_tokens}",
                          f"batching.workers={args.workers}", f"precision={args.precision}",
                          f"batching.window_ms={args.window_ms}", "batching.max_queue=100000"])
@@ -192,19 +216,28 @@ def main() -> None:
     best = offline(args.ckpt, sentences, args.threads, args.max_tokens, args.beam,
                    args.precision) \
         if not args.no_offline else float("nan")
+    runtime = offline_runtime(args.model, sentences, args.threads, args.max_tokens, args.beam) \
+        if args.model and not args.no_offline else None
     b = server["batching"]
-    print(f"\n{args.ckpt}, server: {b['workers']} workers x {server.get('threads')} threads, "
+    print(f"\n{args.model or args.ckpt}, server: {b['workers']} workers x {server.get('threads')} threads, "
           f"offline: {args.threads or 'torch default'} threads; precision {args.precision}; beam "
           f"{args.beam or 'model default'}; {len(sentences)} test_2016_flickr sentences, one "
           "per request\n")
-    print("| clients | requests/s | sentences/s | share of offline | p50 ms | p99 ms | "
-          "mean batch | workers busy | errors |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    extra = " | share of offline runtime" if runtime else ""
+    print("| clients | requests/s | sentences/s | share of offline translate.py" + extra +
+          " | p50 ms | p99 ms | mean batch | workers busy | errors |")
+    print("|---:|---:|---:|---:|" + ("---:|" if runtime else "") + "---:|---:|---:|---:|---:|")
+    blank = " |" if runtime else ""
     for r in rows:
+        share = f" {r['req_s'] / runtime:.0%} |" if runtime else ""
         print(f"| {r['clients']} | {r['req_s']:.1f} | {r['req_s']:.1f} | "
-              f"{r['req_s'] / best:.0%} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+              f"{r['req_s'] / best:.0%} |{share} {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
               f"{r['batch']:.1f} | {r['busy']:.0%} | {r['errors']} |")
-    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | | | | | | |")
+    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | |{blank}"
+          " | | | | |")
+    if runtime:
+        print(f"| offline runtime Translator (max_tokens={args.max_tokens}) | | {runtime:.1f} | |"
+              " | | | | | |")
 
 
 if __name__ == "__main__":
