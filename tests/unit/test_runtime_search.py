@@ -43,7 +43,10 @@ def _model(preset: str, overrides=(), seed: int = 0, sharpen: float = 4.0):
     """A tiny random model; output weights scaled so its distributions are not flat (near
     ties would make the token order depend on the last float bit)."""
     torch.manual_seed(seed)
-    model = build_seq2seq(model_config(preset, list(overrides)), SRC_V, TGT_V).eval()
+    cfg = model_config(preset, list(overrides))
+    # one embedding matrix for both sides (share_all_embeddings) needs one vocabulary; source
+    # ids below SRC_V are valid in it too
+    model = build_seq2seq(cfg, TGT_V if cfg.get("share_all_embeddings") else SRC_V, TGT_V).eval()
     with torch.no_grad():
         model.decoder.output.weight.mul_(sharpen)
     return model
