@@ -218,27 +218,27 @@ def main() -> None:
         if not args.no_offline else float("nan")
     runtime = offline_runtime(args.model, sentences, args.threads, args.max_tokens, args.beam) \
         if args.model and not args.no_offline else None
-    b = server["batching"]
-    print(f"\n{args.model or args.ckpt}, server: {b['workers']} workers x {server.get('threads')} threads, "
-          f"offline: {args.threads or 'torch default'} threads; precision {args.precision}; beam "
-          f"{args.beam or 'model default'}; {len(sentences)} test_2016_flickr sentences, one "
-          "per request\n")
-    extra = " | share of offline runtime" if runtime else ""
-    print("| clients | requests/s | sentences/s | share of offline translate.py" + extra +
-          " | p50 ms | p99 ms | mean batch | workers busy | errors |")
-    print("|---:|---:|---:|---:|" + ("---:|" if runtime else "") + "---:|---:|---:|---:|---:|")
-    blank = " |" if runtime else ""
-    for r in rows:
-        share = f" {r['req_s'] / runtime:.0%} |" if runtime else ""
-        print(f"| {r['clients']} | {r['req_s']:.1f} | {r['req_s']:.1f} | "
-              f"{r['req_s'] / best:.0%} |{share} {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-              f"{r['batch']:.1f} | {r['busy']:.0%} | {r['errors']} |")
-    print(f"| offline translate.py (max_tokens={args.max_tokens}) | | {best:.1f} | |{blank}"
-          " | | | | |")
+    offline_rows = [(f"offline translate.py (max_tokens={args.max_tokens})", best)]
     if runtime:
-        print(f"| offline runtime Translator (max_tokens={args.max_tokens}) | | {runtime:.1f} | |"
-              " | | | | | |")
-
+        offline_rows.append((f"offline runtime Translator (max_tokens={args.max_tokens})",
+                             runtime))
+    b = server["batching"]
+    print(f"\n{args.model or args.ckpt}, server: {b['workers']} workers x "
+          f"{server.get('threads')} threads, offline: {args.threads or 'torch default'} "
+          f"threads; precision {args.precision}; beam {args.beam or 'model default'}; "
+          f"{len(sentences)} test_2016_flickr sentences, one per request\n")
+    shares = ["share of offline translate.py", "share of offline runtime"][:len(offline_rows)]
+    print("| clients | requests/s | sentences/s | " + " | ".join(shares) +
+          " | p50 ms | p99 ms | mean batch | workers busy | errors |")
+    print("|" + "---:|" * (8 + len(shares)))
+    for r in rows:
+        cells = [r["clients"], f"{r['req_s']:.1f}", f"{r['req_s']:.1f}",
+                 *(f"{r['req_s'] / tput:.0%}" for _, tput in offline_rows),
+                 f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['batch']:.1f}",
+                 f"{r['busy']:.0%}", r["errors"]]
+        print("| " + " | ".join(map(str, cells)) + " |")
+    for name, tput in offline_rows:
+        print(f"| {name} | | {tput:.1f} |" + " |" * (5 + len(shares)))
 
 if __name__ == "__main__":
     main()

@@ -75,6 +75,13 @@ def _part_name(preset: str, part: str, overrides: list[str]) -> str:
     raise KeyError(f"preset {preset} has no {part}")
 
 
+def src_vocab_for(cfg: dict, src_vocab: int, tgt_vocab: int) -> int:
+    """The source vocabulary size to build `cfg` with: tgt_vocab when it shares one embedding
+    matrix between the sides (model.share_all_embeddings needs one joint vocabulary), else
+    src_vocab (tests keep the two sizes different to catch a swapped source and target)."""
+    return tgt_vocab if cfg.get("share_all_embeddings") else src_vocab
+
+
 def model_config(preset: str = "lstm_bahdanau", overrides: list[str] | None = None,
                  small: bool = True) -> dict:
     """The plain model config of a preset, shrunk to a tiny size by default."""

@@ -5,7 +5,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from seq2seq.models.seq2seq import build_seq2seq
-from tests.conftest import CONF, PRESETS, ROOT, compose_train, model_config
+from tests.conftest import CONF, PRESETS, ROOT, compose_train, model_config, src_vocab_for
 
 
 def test_default_is_lstm_bahdanau_multi30k_de_en():
@@ -23,8 +23,7 @@ def test_all_presets_exist():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_builds_at_full_size(preset):
     cfg = model_config(preset, small=False)
-    # one embedding matrix for both sides needs one vocabulary; otherwise two sizes
-    model = build_seq2seq(cfg, 120 if cfg.get("share_all_embeddings") else 100, 120)
+    model = build_seq2seq(cfg, src_vocab_for(cfg, 100, 120), 120)
     assert model.decoder.output.out_features == 120
 
 
@@ -67,13 +66,10 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 def test_every_experiment_composes_and_builds(experiment):
     cfg = compose_train([f"experiment={experiment}"])
     assert cfg.name == experiment
-    # One embedding matrix for both sides needs one (joint) vocabulary, as the recipe's data
-    # config says; otherwise the two sizes differ to catch a swapped source and target.
-    shared = bool(cfg.model.get("share_all_embeddings"))
-    if shared:
+    if cfg.model.get("share_all_embeddings"):
         assert cfg.data.joint_vocab, "share_all_embeddings needs data.joint_vocab=true"
-    src_vocab = 60 if shared else 50
-    model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), src_vocab, 60)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model = build_seq2seq(model_cfg, src_vocab_for(model_cfg, 50, 60), 60)
     assert model.decoder.output.out_features == 60
 
 

@@ -23,7 +23,15 @@ from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.runtime import ExportError, Translator
 from seq2seq.runtime.graphs import Graphs
 from seq2seq.runtime.search import beam_search, max_output_length
-from tests.conftest import DECODE, LIMITS, PRESETS, ROOT, model_config, search_options
+from tests.conftest import (
+    DECODE,
+    LIMITS,
+    PRESETS,
+    ROOT,
+    model_config,
+    search_options,
+    src_vocab_for,
+)
 
 SRC_V, TGT_V = 50, 60
 # every preset, and the options presets leave at one value: layers, input feeding, bridge,
@@ -43,10 +51,8 @@ def _model(preset: str, overrides=(), seed: int = 0, sharpen: float = 4.0):
     """A tiny random model; output weights scaled so its distributions are not flat (near
     ties would make the token order depend on the last float bit)."""
     torch.manual_seed(seed)
-    cfg = model_config(preset, list(overrides))
-    # one embedding matrix for both sides (share_all_embeddings) needs one vocabulary; source
-    # ids below SRC_V are valid in it too
-    model = build_seq2seq(cfg, TGT_V if cfg.get("share_all_embeddings") else SRC_V, TGT_V).eval()
+    cfg = model_config(preset, list(overrides))  # source ids below SRC_V fit a joint TGT_V too
+    model = build_seq2seq(cfg, src_vocab_for(cfg, SRC_V, TGT_V), TGT_V).eval()
     with torch.no_grad():
         model.decoder.output.weight.mul_(sharpen)
     return model
