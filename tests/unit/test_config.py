@@ -195,7 +195,9 @@ def test_the_hybrid_recipe_composes_for_either_direction():
         cfg = compose_train(["experiment=multi30k_hybrid", f"data.src_lang={src}",
                              f"data.tgt_lang={tgt}", "test_beam=5"])
         assert (cfg.data.src_lang, cfg.data.tgt_lang) == (src, tgt)
-    assert cfg.optim.schedule == "cosine" and cfg.trainer.max_steps == 3600
+    assert cfg.optim.schedule == "cosine" and cfg.trainer.max_steps == 4200
+    assert cfg.optim.lr == 3e-3
+    assert cfg.trainer.max_steps % cfg.trainer.val_check_interval == 0  # the last at the end
     model = build_seq2seq(OmegaConf.to_container(cfg.model, resolve=True), 8000, 8000)
     assert type(model.encoder).__name__ == "TransformerEncoder"
     assert model.decoder.is_lstm and type(model.decoder.attention).__name__ == (
