@@ -38,3 +38,18 @@ class WarmupSchedule:
         span = max(self.total_steps - self.warmup_steps, 1)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def epoch_limit_note(max_steps: int, planned: int, max_epochs: int | None) -> str | None:
+    """A warning when trainer.max_epochs ends training before trainer.max_steps, else None.
+
+    planned: the updates the trainer will run (Lightning's estimated_stepping_batches, the
+    smaller of max_steps and max_epochs' updates), which a step schedule spans. A recipe whose
+    max_steps is raised without its max_epochs stops early and, unless the cut falls on a
+    validation, skips the validation at the end."""
+    if max_steps is None or max_steps <= 0 or not 0 < planned < max_steps:
+        return None
+    return (f"trainer.max_epochs={max_epochs} ends training after {planned} updates, before "
+            f"trainer.max_steps={max_steps}: the learning-rate schedule spans {planned}, and "
+            "the last validation is the last multiple of trainer.val_check_interval; raise "
+            f"trainer.max_epochs to train all {max_steps} updates")

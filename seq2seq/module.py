@@ -23,7 +23,7 @@ from seq2seq.decoding.hypothesis import Hypothesis
 from seq2seq.decoding.options import DecodeOptions
 from seq2seq.decoding.search import decode
 from seq2seq.loss import label_smoothed_nll
-from seq2seq.lr_schedule import WarmupSchedule
+from seq2seq.lr_schedule import WarmupSchedule, epoch_limit_note
 from seq2seq.metrics import Scores, corpus_scores
 from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.scheduled_sampling import ScheduledSampling
@@ -186,6 +186,9 @@ class Seq2SeqModule(L.LightningModule):
                                                        "monitor": monitor["metric"],
                                                        "interval": "epoch"}}
         total = int(self.trainer.estimated_stepping_batches) if self._trainer else 0
+        if self._trainer and (note := epoch_limit_note(self.trainer.max_steps, total,
+                                                       self.trainer.max_epochs)):
+            log.warning(note)
         fn = WarmupSchedule(o["schedule"], o["warmup_steps"], total, o["min_ratio"])
         sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -39,3 +39,36 @@ def test_noam_schedule_is_the_notes_formula_scaled_to_peak_at_warmup():
         notes = d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
         assert s(i) == pytest.approx(notes / peak)
     assert s(warmup - 1) == pytest.approx(1.0)
+
+
+def test_epoch_limit_note_names_both_options_only_when_epochs_cut_the_steps():
+    from seq2seq.lr_schedule import epoch_limit_note
+
+    note = epoch_limit_note(max_steps=4800, planned=4110, max_epochs=30)
+    assert "trainer.max_epochs=30" in note and "trainer.max_steps=4800" in note
+    assert "after 4110 updates" in note
+    assert epoch_limit_note(4200, 4200, 40) is None  # steps decide
+    assert epoch_limit_note(-1, 4110, 30) is None  # no step limit: epochs decide
+    assert epoch_limit_note(None, 4110, 30) is None
+
+
+@pytest.mark.parametrize("max_steps, planned, warned", [(4800, 4110, True), (4200, 4200, False)])
+def test_configure_optimizers_warns_when_epochs_end_training_first(caplog, max_steps, planned,
+                                                                   warned):
+    """The cosine schedule spans the trainer's planned updates; a cut by max_epochs is logged."""
+    import logging
+    from types import SimpleNamespace
+
+    from seq2seq.module import Seq2SeqModule
+    from seq2seq.pipeline import module_config
+    from tests.conftest import compose_train
+
+    tiny = ["model.emb_size=16", "model.encoder.hidden_size=12", "model.decoder.hidden_size=20",
+            "optim.schedule=cosine", "optim.warmup_steps=10"]
+    module = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=planned, max_steps=max_steps,
+                                      max_epochs=30, precision_plugin=None)
+    with caplog.at_level(logging.WARNING, logger="seq2seq.module"):
+        sched = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert sched.lr_lambdas[0].total_steps == planned
+    assert ("ends training after" in caplog.text) is warned
