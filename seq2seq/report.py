@@ -25,6 +25,8 @@ class Run:
     path: Path
     results: dict
     val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/bleu)
+    # (wall-clock minutes since training began, val/bleu): runs that log val/minutes
+    val_clock: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -32,12 +34,16 @@ class Run:
         return f"{c['encoder']}/{c['attention']} {c['src_lang']}-{c['tgt_lang']}"
 
 
-def _val_curve(metrics_csv: Path) -> list[tuple[int, float]]:
+def _val_curves(metrics_csv: Path) -> tuple[list[tuple[int, float]], list[tuple[float, float]]]:
+    """(step, val/bleu) of every validation, and (val/minutes, val/bleu) of those that logged
+    the wall clock."""
     if not metrics_csv.is_file():
-        return []
+        return [], []
     with metrics_csv.open(newline="") as f:
-        return [(int(r["step"]), float(r["val/bleu"])) for r in csv.DictReader(f)
-                if r.get("val/bleu")]
+        rows = [r for r in csv.DictReader(f) if r.get("val/bleu")]
+    return ([(int(r["step"]), float(r["val/bleu"])) for r in rows],
+            [(float(r["val/minutes"]), float(r["val/bleu"])) for r in rows
+             if r.get("val/minutes")])
 
 
 def load_runs(root: str | Path) -> list[Run]:
@@ -45,7 +51,7 @@ def load_runs(root: str | Path) -> list[Run]:
     runs = []
     for res in sorted(Path(root).rglob("results.json")):
         results = json.loads(res.read_text(encoding="utf-8"))
-        runs.append(Run(res.parent, results, _val_curve(res.parent / "csv" / "metrics.csv")))
+        runs.append(Run(res.parent, results, *_val_curves(res.parent / "csv" / "metrics.csv")))
     return runs
 
 
@@ -99,6 +105,46 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_budgets(text: str) -> list[float]:
+    """`--budget 10,20,40`: minutes, ascending."""
+    try:
+        budgets = sorted(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--budget {text!r}: give minutes separated by commas, e.g. "
+                         "10,20,30,60") from None
+    if not budgets or budgets[0] <= 0:
+        raise ValueError(f"--budget {text!r}: give positive minutes, e.g. 10,20,30,60")
+    return budgets
+
+
+def best_within(clock: list[tuple[float, float]], minutes: float) -> float | None:
+    """The best validation BLEU a run had reached by `minutes` of wall clock (None: it had
+    not validated yet, or it logged no clock)."""
+    return max((bleu for m, bleu in clock if m <= minutes), default=None)
+
+
+def budget_table(runs: list[Run], budgets: list[float], root: str | Path | None = None) -> str:
+    """A markdown table: per run (those that log val/minutes), the best validation BLEU
+    reached within each budget of wall-clock minutes since training began (validations
+    included; "-": not validated yet), its best and when, and its last validation's minutes
+    (a run that stopped before a budget keeps its best there)."""
+    clocked = [r for r in runs if r.val_clock]
+    head = ["run", "direction", *(f"{b:g} min" for b in budgets), "best (at minute)",
+            "last validation (minute)"]
+    lines = ["| " + " | ".join(head[:2]) + " | " + " | ".join(head[2:]) + " |",
+             "| --- | --- |" + " ---: |" * (len(head) - 2)]
+    for r in clocked:
+        c = r.results["config"]
+        cells = [_fmt(best_within(r.val_clock, b)) for b in budgets]
+        top = max(r.val_clock, key=lambda p: p[1])
+        name = str(r.path.relative_to(root)) if root else r.path.name
+        lines.append("| " + " | ".join([f"{name}: {r.label}", f"{c['src_lang']}->"
+                                        f"{c['tgt_lang']}", *cells,
+                                        f"{top[1]:.2f} ({top[0]:.1f})",
+                                        f"{r.val_clock[-1][0]:.1f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_bleu(runs: list[Run], path: Path) -> None:
     """Test BLEU (cased and lowercased) by run, as a horizontal bar chart."""
     runs = sorted(runs, key=lambda r: r.results["metrics"].get("test/bleu") or 0.0)
@@ -117,22 +163,36 @@ def plot_bleu(runs: list[Run], path: Path) -> None:
 
 
 def plot_curves(runs: list[Run], path: Path) -> None:
-    """Validation BLEU against training steps, one line per run."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in runs:
-        if r.val_curve:
-            steps, bleu = zip(*r.val_curve, strict=True)
-            ax.plot(steps, bleu, marker="o", label=f"{r.path.name}: {r.label}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("val BLEU")
-    ax.legend(fontsize=7)
+    """Validation BLEU against training steps, one line per run; beside it, against the wall
+    clock when any run logged val/minutes."""
+    clocked = any(r.val_clock for r in runs)
+    fig, axes = plt.subplots(1, 2 if clocked else 1, figsize=(12 if clocked else 7, 4.5),
+                             squeeze=False)
+    panels = [(axes[0][0], "val_curve", "step")]
+    if clocked:
+        panels.append((axes[0][1], "val_clock", "minutes since training began"))
+    for ax, attr, xlabel in panels:
+        for r in runs:
+            if getattr(r, attr):
+                x, bleu = zip(*getattr(r, attr), strict=True)
+                ax.plot(x, bleu, marker="o", label=f"{r.path.name}: {r.label}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("val BLEU")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_report(root: str | Path, out: str | Path | None = None) -> Path:
-    """report.md, bleu_by_run.png and val_curves.png in `out` (default: `root`)."""
+DEFAULT_BUDGETS = "10,20,30,45,60,90,120"
+
+
+def write_report(root: str | Path, out: str | Path | None = None,
+                 budgets: str = DEFAULT_BUDGETS) -> Path:
+    """report.md, bleu_by_run.png and val_curves.png in `out` (default: `root`); with the
+    best validation BLEU within each budget of minutes (`budgets`) for runs that log
+    val/minutes."""
+    minutes = parse_budgets(budgets)
     runs = load_runs(root)
     if not runs:
         raise FileNotFoundError(f"no results.json under {root}: point at a sweep or run dir "
@@ -141,7 +201,11 @@ def write_report(root: str | Path, out: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plot_bleu(runs, out / "bleu_by_run.png")
     plot_curves(runs, out / "val_curves.png")
-    md = (f"# Runs under {root}\n\n{table(runs, root)}\n"
-          "![test BLEU by run](bleu_by_run.png)\n\n![validation BLEU](val_curves.png)\n")
+    md = f"# Runs under {root}\n\n{table(runs, root)}\n"
+    if any(r.val_clock for r in runs):
+        md += ("## The same budget\n\nBest validation BLEU within each budget of wall-clock "
+               "minutes since training began (validations included):\n\n"
+               f"{budget_table(runs, minutes, root)}\n")
+    md += "![test BLEU by run](bleu_by_run.png)\n\n![validation BLEU](val_curves.png)\n"
     (out / "report.md").write_text(md, encoding="utf-8")
     return out / "report.md"

@@ -27,6 +27,16 @@ def test_validation_logs_bleu_and_diagnostics(tiny_run):
     assert any(r.get("train/grad_norm") for r in _metrics(tiny_run[0]))
 
 
+def test_each_validation_logs_the_wall_clock_of_the_run(tiny_run):
+    """val/minutes: minutes since training began at each validation, rising, within the
+    run's own wall time (results.json `seconds`)."""
+    import json
+
+    minutes = [float(r["val/minutes"]) for r in _metrics(tiny_run[0]) if r.get("val/bleu")]
+    seconds = json.loads((tiny_run[0] / "results.json").read_text())["seconds"]
+    assert len(minutes) == 2 and 0 < minutes[0] < minutes[1] <= seconds / 60
+
+
 def test_heatmaps_are_written_per_validation(tiny_run):
     pngs = sorted((tiny_run[0] / "attention").glob("*.png"))
     assert len(pngs) == 2 * 3  # 2 validations x 3 sentences

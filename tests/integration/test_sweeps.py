@@ -89,6 +89,60 @@ def test_report_table_orders_runs_by_test_bleu(tiny_run, tmp_path):
         write_report(tmp_path / "nothing")
 
 
+def _set_clock(run_dir, minutes: list[float], bleu: list[float]) -> None:
+    """Rewrite a run's logged validations: val/minutes and val/bleu, in order."""
+    import csv
+
+    path = run_dir / "csv" / "metrics.csv"
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    vals = [r for r in rows if r.get("val/bleu")]
+    assert len(vals) == len(minutes)
+    for r, m, b in zip(vals, minutes, bleu, strict=True):
+        r["val/minutes"], r["val/bleu"] = str(m), str(b)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_report_compares_runs_at_the_same_wall_clock_budget(tiny_run, tmp_path):
+    """`report.py --budget 5,10,30`: the best validation BLEU each run had reached within
+    each budget, from the val/minutes every validation logs; runs without it are left out."""
+    from seq2seq.report import budget_table, load_runs, parse_budgets, write_report
+
+    run_dir = tiny_run[0]
+    for name, minutes, bleu in (("fast", [4.0, 8.0], [20.0, 25.5]),
+                                ("slow", [9.0, 40.0], [10.0, 31.25])):
+        shutil.copytree(run_dir, tmp_path / "SWEEP" / name)
+        _set_clock(tmp_path / "SWEEP" / name, minutes, bleu)
+    shutil.copytree(run_dir, tmp_path / "SWEEP" / "old")  # logged before val/minutes existed
+    old = tmp_path / "SWEEP" / "old" / "csv" / "metrics.csv"
+    lines = old.read_text().splitlines()
+    col = lines[0].split(",").index("val/minutes")
+    old.write_text("\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != col)
+                             for line in lines) + "\n")
+    runs = load_runs(tmp_path / "SWEEP")
+    by_name = {r.path.name: r for r in runs}
+    assert by_name["fast"].val_clock == [(4.0, 20.0), (8.0, 25.5)]
+    assert by_name["old"].val_clock == [] and len(by_name["old"].val_curve) == 2
+
+    rows = budget_table(runs, parse_budgets("10,5,30"), tmp_path / "SWEEP").splitlines()
+    assert "| 5 min | 10 min | 30 min |" in rows[0]
+    assert len(rows) == 4  # header, rule, fast and slow: not old
+    fast = next(r for r in rows if r.startswith("| fast"))
+    slow = next(r for r in rows if r.startswith("| slow"))
+    assert fast.endswith("| 20.00 | 25.50 | 25.50 | 25.50 (8.0) | 8.0 |")
+    assert slow.endswith("| - | 10.00 | 10.00 | 31.25 (40.0) | 40.0 |")
+
+    report = write_report(tmp_path / "SWEEP", budgets="5,10,30").read_text()
+    assert "## The same budget" in report and "| fast" in report
+    for bad in ("ten", "0,10", ""):
+        with pytest.raises(ValueError, match="--budget"):
+            parse_budgets(bad)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["attention_explorer", "compare_runs"])
 def test_notebooks_run_against_a_tiny_run(name, tiny_run, tmp_path, monkeypatch):

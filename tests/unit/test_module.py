@@ -164,3 +164,21 @@ def test_each_test_set_is_scored_on_its_own_and_the_first_is_the_headline():
         assert logged[f"test/a/{figure}"] == logged[f"test/{figure}"]
     for figure in ("loss", "ppl", "chrf", "attention_entropy"):  # of "b" alone
         assert logged[f"test/b/{figure}"] != logged[f"test/{figure}"]
+
+
+def test_the_wall_clock_of_a_run_carries_over_a_resume():
+    """val/minutes counts from the start of training across resumes: a checkpoint holds the
+    seconds so far, and a module restored from it starts its clock there."""
+    import time
+
+    tiny = ["model.emb_size=16", "model.encoder.hidden_size=12", "model.decoder.hidden_size=20"]
+    first = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
+    assert first.wall_seconds() == 0.0  # not fitting yet
+    first._fit_started = time.perf_counter() - 30.0  # fitting for 30 s
+    checkpoint: dict = {}
+    first.on_save_checkpoint(checkpoint)
+    assert 30.0 <= checkpoint["wall_seconds"] < 35.0
+    resumed = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
+    resumed.on_load_checkpoint(checkpoint)
+    resumed.on_fit_start()
+    assert checkpoint["wall_seconds"] <= resumed.wall_seconds() < checkpoint["wall_seconds"] + 5
