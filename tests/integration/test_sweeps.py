@@ -51,8 +51,12 @@ def test_grid_sweep_runs_each_job_in_its_own_dir_and_the_report_compares_them(tm
     report = run([str(ROOT / "experiments" / "report.py"), "SWEEP"], cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "SWEEP" / "report.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
+    main, _, budget = md.partition("## The same budget")
+    rows = [line for line in main.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3  # header + 2 runs
+    budget_rows = [line for line in budget.splitlines()
+                   if line.startswith("| ") and "---" not in line]
+    assert len(budget_rows) == 3  # both runs logged val/minutes
     for r in results:
         assert f"{r['metrics']['test/bleu']:.2f}" in md and f"{r['params'] / 1e6:.1f}M" in md
     for png in ("bleu_by_run.png", "val_curves.png"):
