@@ -240,5 +240,6 @@ def main() -> None:
     for name, tput in offline_rows:
         print(f"| {name} | | {tput:.1f} |" + " |" * (5 + len(shares)))
 
+
 if __name__ == "__main__":
     main()

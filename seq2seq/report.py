@@ -131,8 +131,7 @@ def budget_table(runs: list[Run], budgets: list[float], root: str | Path | None 
     clocked = [r for r in runs if r.val_clock]
     head = ["run", "direction", *(f"{b:g} min" for b in budgets), "best (at minute)",
             "last validation (minute)"]
-    lines = ["| " + " | ".join(head[:2]) + " | " + " | ".join(head[2:]) + " |",
-             "| --- | --- |" + " ---: |" * (len(head) - 2)]
+    lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for r in clocked:
         c = r.results["config"]
         cells = [_fmt(best_within(r.val_clock, b)) for b in budgets]
