@@ -17,6 +17,14 @@ TINY = ["trainer.precision=32-true", "data.vocab_size=300", "data.max_tokens=400
         "model.encoder.hidden_size=32", "model.decoder.hidden_size=48", "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false", "logger=csv", "show_examples=0"]
 
+# the documented commands' default models narrowed, for tests of the commands as written (the
+# parts, paths and options stay those of the command): a 1,000-piece vocabulary, 64 units and
+# batches of a few sentences. An untrained model decodes every validation sentence to its
+# length limit, and in bf16 on a CPU without native bf16 (emulated) the full-size model took
+# minutes a step; the full sizes are trained by the recipes, not by tests
+NARROW = ["data.vocab_size=1000", "data.max_tokens=500", "data.eval_max_tokens=500",
+          "model.emb_size=64", "model.encoder.hidden_size=64", "model.decoder.hidden_size=64"]
+
 
 def tiny_multi30k(root: Path, data_root: Path, extra: dict[str, int], n: int = 300) -> Path:
     """root/multi30k/ holding the first `n` training pairs, 40 validation and 40

@@ -13,7 +13,7 @@ import pytest
 
 from seq2seq.data.corpus import read_lines
 from tests.conftest import ROOT
-from tests.integration.conftest import tiny_overrides
+from tests.integration.conftest import NARROW, tiny_overrides
 
 
 def run(args: list[str], cwd: Path, timeout: int = 900, stdin: str | None = None,
@@ -25,10 +25,12 @@ def run(args: list[str], cwd: Path, timeout: int = 900, stdin: str | None = None
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_root):
-    """The README's first command, `python train.py`, cut to 60 steps of the default model."""
+    """The README's first command, `python train.py`, cut to 60 steps of the default model
+    narrowed (NARROW)."""
     tmp = tmp_path_factory.mktemp("cli")
     proc = run([str(ROOT / "train.py"), f"hydra.run.dir={tmp}/RUN", "trainer.accelerator=cpu",
-                "trainer.devices=1", "trainer.max_steps=60", "trainer.limit_val_batches=2"],
+                "trainer.devices=1", "trainer.max_steps=60", "trainer.limit_val_batches=2",
+                *NARROW],
                cwd=tmp, env={"SEQ2SEQ_DATA_DIR": str(data_root),
                              "SEQ2SEQ_CACHE_DIR": str(tmp / "cache")})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -146,7 +148,7 @@ def test_wandb_command_logs_bleu_heatmaps_and_images(tmp_path, data_root):
     """The observability command as written: offline W&B, validation every 20 steps."""
     proc = run([str(ROOT / "train.py"), f"hydra.run.dir={tmp_path}/RUN", "trainer.accelerator=cpu",
                 "trainer.devices=1", "trainer.max_steps=40", "trainer.val_check_interval=20",
-                "trainer.limit_val_batches=2", "logger=wandb"], cwd=tmp_path,
+                "trainer.limit_val_batches=2", "logger=wandb", *NARROW], cwd=tmp_path,
                env={"SEQ2SEQ_DATA_DIR": str(data_root), "WANDB_DIR": str(tmp_path),
                     "WANDB_CACHE_DIR": str(tmp_path / "wc"), "WANDB_DATA_DIR": str(tmp_path / "wd"),
                     "SEQ2SEQ_CACHE_DIR": str(tmp_path / "cache")})

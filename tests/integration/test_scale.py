@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.conftest import NARROW
 from tests.integration.test_cli import run
 
 
@@ -16,7 +17,7 @@ def _env(data_root, tmp):
 @pytest.mark.slow
 def test_two_cpu_ranks_make_one_run_dir_and_one_checkpoint(tmp_path, data_root):
     proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
-                "trainer.devices=2", "trainer.max_steps=10", "trainer.limit_val_batches=1"],
+                "trainer.devices=2", "trainer.max_steps=10", "trainer.limit_val_batches=1", *NARROW],
                cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
@@ -32,7 +33,7 @@ def test_two_cpu_ranks_make_one_run_dir_and_one_checkpoint(tmp_path, data_root):
 def test_multirun_gives_each_job_its_own_run_dir(tmp_path, data_root):
     proc = run([str(ROOT / "train.py"), "-m", "hydra.sweep.dir=SWEEP",
                 "model=gru_bahdanau,lstm_luong_general", "trainer.accelerator=cpu",
-                "trainer.devices=1", "trainer.max_steps=5", "trainer.limit_val_batches=1"],
+                "trainer.devices=1", "trainer.max_steps=5", "trainer.limit_val_batches=1", *NARROW],
                cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in (tmp_path / "SWEEP").iterdir() if p.is_dir())
@@ -64,7 +65,7 @@ def test_two_cpu_ranks_train_in_bf16_with_float32_master_weights(tmp_path, data_
 
     proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
                 "model=gru_bahdanau", "trainer.devices=2", "trainer.precision=bf16-mixed",
-                "trainer.max_steps=6", "trainer.limit_val_batches=1", "test=false"],
+                "trainer.max_steps=6", "trainer.limit_val_batches=1", "test=false", *NARROW],
                cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "precision bf16-mixed (trainer.precision=bf16-mixed" in proc.stdout + proc.stderr

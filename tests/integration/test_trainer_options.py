@@ -91,14 +91,15 @@ def test_auto_is_the_default_precision():
 def test_the_quick_recipe_commands_train_in_the_precision_they_name(tmp_path, data_root,
                                                                     requested):
     """`python train.py experiment=multi30k_quick` (auto) and the same with
-    `trainer.precision=bf16-mixed`, cut to 3 updates: the recipe trains in what it asked for
-    and records it (its GRU model runs in bf16 on any CPU)."""
+    `trainer.precision=bf16-mixed`, cut to 3 updates of a narrowed model (NARROW): the recipe
+    trains in what it asked for and records it (its GRU model runs in bf16 on any CPU)."""
     from tests.conftest import ROOT
+    from tests.integration.conftest import NARROW
     from tests.integration.test_cli import run
 
     args = [str(ROOT / "train.py"), "experiment=multi30k_quick", "hydra.run.dir=RUN",
             "trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.limit_val_batches=1",
-            "test=false", "logger=csv"]
+            "test=false", "logger=csv", *NARROW]
     if requested:
         args.append(f"trainer.precision={requested}")
     env = {"SEQ2SEQ_DATA_DIR": str(data_root), "SEQ2SEQ_CACHE_DIR": str(tmp_path / "cache"),
