@@ -17,7 +17,8 @@ def _env(data_root, tmp):
 @pytest.mark.slow
 def test_two_cpu_ranks_make_one_run_dir_and_one_checkpoint(tmp_path, data_root):
     proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
-                "trainer.devices=2", "trainer.max_steps=10", "trainer.limit_val_batches=1", *NARROW],
+                "trainer.devices=2", "trainer.max_steps=10", "trainer.limit_val_batches=1",
+                *NARROW],
                cwd=tmp_path, env=_env(data_root, tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
