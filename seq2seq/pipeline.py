@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
+from seq2seq.callbacks.schedule_to_time import ScheduleToTime, schedule_to_time
 from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.data.errors import DataError
 from seq2seq.metrics import corpus_scores
@@ -126,6 +127,8 @@ def train(cfg: DictConfig) -> dict:
     log.info("%s", describe(module.config["provenance"]))
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if fitter := schedule_to_time(cfg.optim, cfg.trainer.get("max_time")):
+        callbacks.append(fitter)
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers, module)
     status = "failed"
@@ -241,6 +244,9 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "provenance": module.config["provenance"],
     }
+    fitters = [c for c in trainer.callbacks if isinstance(c, ScheduleToTime)]
+    if fitters:  # optim.fit_to_time: where the schedule ended, and what it measured
+        results["schedule_to_time"] = fitters[0].plan
     atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
 
 

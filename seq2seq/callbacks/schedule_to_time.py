@@ -1,0 +1,208 @@
+"""optim.fit_to_time: end the cosine schedule, and training, at the update trainer.max_time allows.
+
+A recipe sized in updates for one machine runs out of time mid-schedule on a slower one: the
+max_time stop then comes at a high learning rate, which costs BLEU (Li et al. 2020, "Budgeted
+training"). This callback measures the seconds an update and a validation take, and moves the end
+of the decay (`WarmupSchedule.total_steps`) to the last update that fits, never past the one the
+trainer planned (max_steps, or max_epochs' updates). Training stops there, with a validation.
+
+It plans once when the warmup ends (the warmup does not depend on the end, so the rate is
+continuous there) and again after each validation, with what was measured so far. The planned end
+is part of the scheduler's state, so a resumed run continues the same schedule until its next
+plan. On several devices rank 0's plan is broadcast, so every rank stops at the same update.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import lightning as L
+from lightning.pytorch.callbacks import Timer
+
+from seq2seq.lr_schedule import WarmupSchedule
+
+log = logging.getLogger(__name__)
+
+MIN_MEASURED = 20   # updates timed before the first plan (the first SKIPPED are not counted)
+SKIPPED = 3         # first updates of a process: one-off costs (allocations, kernel choice)
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+def budget_seconds(max_time) -> float:
+    """Seconds of trainer.max_time in any form Lightning takes ("DD:HH:MM:SS", a dict of
+    timedelta arguments, a timedelta); None or empty -> 0."""
+    if not max_time:
+        return 0.0
+    return float(Timer(duration=max_time).time_remaining())
+
+
+def planned_end(step: int, remaining: float, per_update: float, per_validation: float,
+                validations: Callable[[int], int], last: int) -> int:
+    """The last update T in (step, last] such that the updates step+1..T and the validations
+    up to T (`validations(T)`, the one at T included) take at most `remaining` seconds; step + 1
+    if none does. Validation counts grow with T, so the first T that does not fit ends it."""
+    lo, hi = step + 1, last
+    if lo >= hi:
+        return lo
+
+    def fits(t: int) -> bool:
+        return (t - step) * per_update + validations(t) * per_validation <= remaining
+
+    if fits(hi):
+        return hi
+    while lo < hi:  # the largest t with fits(t), at least step + 1
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+class ScheduleToTime(L.Callback):
+    """Fit the end of a cosine `WarmupSchedule` to `max_seconds` of training (trainer.max_time).
+
+    reserve: the share of the budget kept free for what is not measured (checkpoint writes,
+    the slower update of a long batch). clock: seconds, monotonic (tests pass a fake one).
+    The plan is logged, and `plan` (the planned end, seconds an update and a validation) goes
+    into results.json."""
+
+    def __init__(self, max_seconds: float, reserve: float = 0.03,
+                 clock: Callable[[], float] | None = None):
+        if max_seconds <= 0:
+            raise ValueError("optim.fit_to_time=true fits the schedule to trainer.max_time, "
+                             "which is not set: give one, e.g. trainer.max_time=00:00:20:00")
+        self.max_seconds, self.reserve = float(max_seconds), reserve
+        self.clock = clock or _now
+        self.plan: dict | None = None
+        self.elapsed_before = 0.0   # training seconds of earlier processes of this run
+        self._started = None        # clock at this process's training start
+        self._last_end = None       # clock at the last training batch end
+        self._validated = False     # a validation ran since the last training batch end
+        self._updates = []          # seconds of updates with no validation in between
+        self._validations = []      # extra seconds of the intervals that held a validation
+        self._sanity = None         # (seconds, batches) of the sanity check
+        self._sanity_started = 0.0
+        self._first = None          # global step at this process's first timed batch
+
+    # -- what a resumed run carries --------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"elapsed": self.elapsed(), "plan": self.plan,
+                "validations": list(self._validations)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        self.plan = state.get("plan")
+        self._validations = list(state.get("validations", []))
+
+    def elapsed(self) -> float:
+        here = self.clock() - self._started if self._started is not None else 0.0
+        return self.elapsed_before + here
+
+    # -- measuring ---------------------------------------------------------------------------------
+
+    def on_sanity_check_start(self, trainer, module) -> None:
+        self._sanity_started = self.clock()
+
+    def on_sanity_check_end(self, trainer, module) -> None:
+        self._sanity = (self.clock() - self._sanity_started, sum(trainer.num_sanity_val_batches))
+
+    def on_train_start(self, trainer, module) -> None:
+        self._started = self._last_end = self.clock()
+        self._schedule(trainer)  # fails early on a schedule with no end to move
+
+    def on_validation_end(self, trainer, module) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        now = self.clock()
+        seconds, self._last_end = now - self._last_end, now
+        step = trainer.global_step
+        if self._first is None:
+            self._first = step
+        if self._validated:
+            # the interval held a validation (and what follows it: checkpoints, callbacks)
+            self._validated = False
+            self._validations.append(max(seconds - self._update_seconds(), 0.0))
+            self._replan(trainer)
+        elif step - self._first >= SKIPPED:
+            self._updates.append(seconds)
+            if self.plan is None and len(self._updates) >= MIN_MEASURED \
+                    and step >= self._schedule(trainer).warmup_steps:
+                self._replan(trainer)
+        if self.plan is not None and step >= self.plan["end"]:
+            trainer.should_stop = True  # Lightning validates before it stops
+
+    # -- planning ----------------------------------------------------------------------------------
+
+    def _update_seconds(self) -> float:
+        return sum(self._updates) / len(self._updates) if self._updates else 0.0
+
+    def _validation_seconds(self, trainer) -> float:
+        """Seconds of one validation: the mean of those measured, else the sanity check's time
+        scaled to the whole validation set (an overestimate: it pays one-off costs too)."""
+        if self._validations:
+            return sum(self._validations) / len(self._validations)
+        if self._sanity and self._sanity[1]:
+            seconds, batches = self._sanity
+            return seconds * sum(trainer.num_val_batches) / batches
+        return 0.0
+
+    def _validation_count(self, trainer, step: int) -> Callable[[int], int]:
+        """validations(T): those in (step, T], with the one forced at T."""
+        if not trainer.enable_validation or not sum(trainer.num_val_batches):
+            return lambda t: 0
+        if trainer.check_val_every_n_epoch is None:
+            every = trainer.val_check_batch
+        else:
+            every = trainer.num_training_batches * trainer.check_val_every_n_epoch
+        if not every or every == float("inf"):
+            return lambda t: 1
+        every = int(every)
+        return lambda t: t // every - step // every + (t % every != 0)
+
+    @staticmethod
+    def _schedule(trainer) -> WarmupSchedule:
+        sched = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
+        fn = getattr(sched, "lr_lambdas", [None])[0]
+        if not isinstance(fn, WarmupSchedule) or fn.name != "cosine":
+            name = getattr(fn, "name", type(sched).__name__ if sched else "none")
+            raise ValueError(not_cosine(name))
+        return fn
+
+    def _replan(self, trainer) -> None:
+        if not self._updates:
+            return
+        sched, step = self._schedule(trainer), trainer.global_step
+        last = self.plan["planned"] if self.plan else sched.total_steps  # the trainer's own end
+        per_update, per_validation = self._update_seconds(), self._validation_seconds(trainer)
+        remaining = self.max_seconds * (1 - self.reserve) - self.elapsed()
+        end = planned_end(step, remaining, per_update, per_validation,
+                          self._validation_count(trainer, step), last)
+        end = int(trainer.strategy.broadcast(end, src=0))
+        if self.plan is None or end != self.plan["end"]:
+            log.info("optim.fit_to_time: the schedule ends at update %d of %d (%.3f s an update, "
+                     "%.1f s a validation, %.0f of %.0f s left)", end, last, per_update,
+                     per_validation, max(remaining, 0.0), self.max_seconds)
+        sched.total_steps = end
+        self.plan = {"end": end, "planned": last, "update_seconds": round(per_update, 4),
+                     "validation_seconds": round(per_validation, 2), "at_step": step}
+
+
+def not_cosine(name: str) -> str:
+    return (f"optim.fit_to_time=true moves the end of a cosine schedule, but "
+            f"optim.schedule={name}: set optim.schedule=cosine, or optim.fit_to_time=false")
+
+
+def schedule_to_time(optim: dict, max_time) -> ScheduleToTime | None:
+    """The callback optim.fit_to_time asks for (None when off), for a run limited to
+    trainer.max_time."""
+    if not optim.get("fit_to_time", False):
+        return None
+    if optim.get("schedule") != "cosine":
+        raise ValueError(not_cosine(optim.get("schedule")))
+    return ScheduleToTime(budget_seconds(max_time))

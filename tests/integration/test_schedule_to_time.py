@@ -1,0 +1,147 @@
+"""optim.fit_to_time: the cosine schedule, and training, end where trainer.max_time allows."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from seq2seq.callbacks.schedule_to_time import ScheduleToTime, budget_seconds, planned_end
+from seq2seq.pipeline import _instantiate_all, build, build_trainer, train
+from tests.conftest import compose_train
+from tests.integration.conftest import tiny_overrides
+
+PEAK, MIN_RATIO = 2e-3, 0.1
+# a 100-update cosine schedule (25 warmup) validated every 40 updates
+SCHEDULE = ["optim.schedule=cosine", f"optim.lr={PEAK}", "optim.warmup_steps=25",
+            f"optim.min_ratio={MIN_RATIO}", "trainer.max_steps=100", "trainer.max_epochs=100",
+            "trainer.check_val_every_n_epoch=null", "trainer.val_check_interval=40",
+            "trainer.max_time=null", "trainer.num_sanity_val_steps=2",
+            "callbacks.early_stopping=null", "callbacks.lr_monitor=null", "test=false"]
+
+
+class FakeClock(L.Callback):
+    """Seconds that pass by the run's events: 1 an update, 5 a validation, 2 the sanity
+    check. Listed before ScheduleToTime, so its hooks move the clock first. stop_at: an
+    update where the run is stopped, as by an interruption."""
+
+    def __init__(self, stop_at: int | None = None):
+        self.t, self.validated_at, self.restored, self.stop_at = 0.0, [], None, stop_at
+
+    def __call__(self) -> float:
+        return self.t
+
+    def on_sanity_check_end(self, trainer, module):
+        self.t += 2.0
+
+    def on_train_start(self, trainer, module):
+        fitter = next(c for c in trainer.callbacks if isinstance(c, ScheduleToTime))
+        total = trainer.lr_scheduler_configs[0].scheduler.lr_lambdas[0].total_steps
+        self.restored = (fitter.plan, fitter.elapsed_before, total)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.t += 1.0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == self.stop_at:
+            trainer.should_stop = True
+
+    def on_validation_start(self, trainer, module):
+        if not trainer.sanity_checking:
+            self.t += 5.0
+            self.validated_at.append(trainer.global_step)
+
+
+def _fit(tmp_path, data_root, budget: float, ckpt_path=None, clock=None):
+    run_dir = tmp_path / "run"
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root), *SCHEDULE,
+                         f"run_dir={run_dir}"])
+    datamodule, module = build(cfg)
+    clock = clock or FakeClock()
+    fitter = ScheduleToTime(budget, reserve=0.0, clock=clock)
+    trainer = build_trainer(cfg, [clock, fitter, *_instantiate_all(cfg.callbacks)], [], module)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return trainer, fitter, clock, run_dir
+
+
+def test_planned_end_is_the_last_update_whose_updates_and_validations_fit():
+    every_600 = lambda step: lambda t: t // 600 - step // 600 + (t % 600 != 0)  # noqa: E731
+    # 100 s left at 0.1 s an update and 10 s a validation: 1,000 would need 2 validations
+    # (600 and 1,000): 90 + 20 > 100; 900 fits exactly (80 + 20)
+    assert planned_end(100, 100.0, 0.1, 10.0, every_600(100), last=2400) == 900
+    assert planned_end(100, 100.0, 0.1, 10.0, every_600(100), last=800) == 800
+    assert planned_end(100, 100.0, 0.1, 0.0, lambda t: 0, last=2400) == 1100
+    assert planned_end(100, 1.0, 0.1, 10.0, every_600(100), last=2400) == 101  # nothing fits
+
+
+def test_budget_seconds_reads_every_form_of_max_time():
+    assert budget_seconds("00:00:19:00") == 19 * 60
+    assert budget_seconds({"hours": 1, "minutes": 30}) == 5400
+    assert budget_seconds(None) == 0
+
+
+def test_the_schedule_ends_and_training_stops_where_the_time_runs_out(tmp_path, data_root):
+    """100 fake seconds, 1 an update and 5 a validation (the sanity check, 2 s, estimates
+    2 s): planned at the end of the warmup (update 25) to end at 94; after the validation at
+    40 measured 5 s, at 85 = 40 + 45 updates with the validations at 80 and 85 (85 + 3 x 5 =
+    100 s). Training stops at 85, validates there, and the learning rate has reached its floor."""
+    trainer, fitter, clock, run_dir = _fit(tmp_path, data_root, budget=100.0)
+    assert trainer.global_step == 85
+    assert clock.validated_at == [40, 80, 85]
+    assert clock.t - 2.0 == pytest.approx(100.0)  # the training time spent: the whole budget
+    assert fitter.plan["end"] == 85 and fitter.plan["planned"] == 100
+    assert fitter.plan["validation_seconds"] == pytest.approx(5.0)
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(PEAK * MIN_RATIO)
+    # the checkpoint of the last validation holds the moved end and the time spent
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 85
+    assert last["lr_schedulers"][0]["lr_lambdas"][0]["total_steps"] == 85
+    state = next(v for k, v in last["callbacks"].items() if k.startswith("ScheduleToTime"))
+    assert state["plan"]["end"] == 85 and state["elapsed"] == pytest.approx(100.0)
+
+
+def test_the_first_plan_and_a_resume_carry_the_moved_end(tmp_path, data_root):
+    """Stopped at update 40, the checkpoint holds the first plan (94) in the scheduler and
+    the callback; a resumed run starts from it with the time already spent (40 updates and a
+    validation), and still ends with the learning rate at its floor."""
+    trainer, fitter, _, run_dir = _fit(tmp_path, data_root, budget=100.0,
+                                       clock=FakeClock(stop_at=40))
+    assert trainer.global_step == 40 and fitter.plan["end"] == 94
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    # resumed with the trainer's end at 100 again: the plan, its end and the clock come back
+    trainer, fitter, clock, _ = _fit(tmp_path, data_root, budget=100.0, ckpt_path=str(ckpt))
+    plan, elapsed, total = clock.restored
+    assert plan["end"] == 94 and total == 94 and elapsed == pytest.approx(45.0)
+    assert trainer.global_step <= 94
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(PEAK * MIN_RATIO)
+
+
+def test_train_records_the_plan_and_a_budget_that_fits_changes_nothing(tmp_path, data_root):
+    """optim.fit_to_time=true through train(): with an hour for a few seconds of training the
+    schedule keeps the trainer's end, and results.json says so."""
+    run_dir = tmp_path / "run"
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root), *SCHEDULE,
+                         "trainer.max_steps=30", "optim.fit_to_time=true",
+                         "trainer.max_time=00:01:00:00", f"run_dir={run_dir}"])
+    train(cfg)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["steps"] == 30
+    assert results["schedule_to_time"]["end"] == 30 == results["schedule_to_time"]["planned"]
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["optim.fit_to_time=true", "trainer.max_time=00:00:10:00", "optim.schedule=inverse_sqrt"],
+     ["optim.schedule=inverse_sqrt", "optim.schedule=cosine", "optim.fit_to_time=false"]),
+    (["optim.fit_to_time=true", "trainer.max_time=null", "optim.schedule=cosine"],
+     ["trainer.max_time", "not set"]),
+])
+def test_bad_options_name_what_to_change(tmp_path, data_root, overrides, words):
+    cfg = compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={tmp_path}/run",
+                         *overrides])
+    with pytest.raises(ValueError) as e:
+        train(cfg)
+    assert all(w in str(e.value) for w in words), str(e.value)
+    assert not (tmp_path / "run" / "results.json").exists()
