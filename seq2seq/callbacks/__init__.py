@@ -1,1 +1,2 @@
-"""Lightning callbacks: attention heatmaps and sample translations at each validation."""
+"""Lightning callbacks: attention heatmaps and sample translations at each validation, and the
+learning-rate schedule fitted to trainer.max_time."""
