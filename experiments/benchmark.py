@@ -3,7 +3,7 @@
     python experiments/benchmark.py                     # full run, CPU
     python experiments/benchmark.py --quick             # a short version (under 2 minutes)
     python experiments/benchmark.py --ckpt RUN/checkpoints/last.ckpt   # decode a trained model
-    python experiments/benchmark.py --device cuda
+    python experiments/benchmark.py --device cuda --precision 16-mixed
     python experiments/benchmark.py --precision bf16-mixed   # or auto; make bench runs both
 
 Measures training throughput (target tokens/s and sentences/s over the steady state, after
@@ -49,9 +49,20 @@ from seq2seq.precision import CPU_BF16, cast_weights, cpu_features, resolve_prec
 from seq2seq.translation import translate_lines  # noqa: E402
 
 
-def matmul_peak(device: str, dtype: torch.dtype = torch.float32, n: int = 2048,
+def compute_dtype(precision: str, device: str) -> torch.dtype:
+    """The dtype the matrix products run in under the resolved `precision` on `device`:
+    float16 for 16-mixed on a GPU (on a CPU, 16-mixed is bf16 autocast), bfloat16 for the bf16
+    precisions, else float32. The matmul peak is measured, and decoding runs, in it."""
+    if str(precision) in ("16-mixed", "16", "16-true") and device.startswith("cuda"):
+        return torch.float16
+    return torch.bfloat16 if precision in CPU_BF16 else torch.float32
+
+
+def matmul_peak(device: str, dtype: torch.dtype = torch.float32, n: int | None = None,
                 repeats: int = 10) -> float:
-    """Measured matmul GFLOP/s in `dtype`."""
+    """Measured matmul GFLOP/s in `dtype`, of n x n products (2048 on a CPU; 8192 on a GPU,
+    which smaller products leave partly idle)."""
+    n = n or (8192 if device.startswith("cuda") else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
@@ -191,8 +202,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=None, help="timed training steps")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--precision", default="32-true",
-                   help="trainer.precision of training (32-true, bf16-mixed or auto); decoding "
-                        "runs in bfloat16 weights when it resolves to bf16")
+                   help="trainer.precision of training (32-true, bf16-mixed, auto; 16-mixed on "
+                        "a GPU); decoding runs in bfloat16 (float16) weights when it resolves "
+                        "to bf16 (16-mixed on a GPU)")
     p.add_argument("--skip-float32", action="store_true",
                    help="do nothing when --precision resolves to float32 (make bench's second "
                         "run on a machine without native bf16)")
@@ -212,12 +224,16 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"--precision {args.precision} is {precision} here (no native bf16: "
               f"{cpu_features()}): nothing more to measure")
         return {}
-    dtype = torch.bfloat16 if precision in CPU_BF16 else torch.float32
+    dtype = compute_dtype(precision, args.device)
     dm, module, train = train_throughput(cfg, args.device, args.warmup, steps)
     result = {"device": args.device, "threads": torch.get_num_threads(),
               "precision": precision, "cpu": cpu_features(),
+              **({"gpu": torch.cuda.get_device_name(args.device)}
+                 if args.device.startswith("cuda") else {}),
               "parameters": sum(p.numel() for p in module.parameters()), **train}
     result["train_peak_rss_mib"] = peak_rss_mib()
+    if args.device.startswith("cuda"):
+        result["train_peak_gpu_mib"] = torch.cuda.max_memory_allocated(args.device) / 2**20
     result["matmul_peak_gflops_fp32"] = matmul_peak(args.device)
     result["matmul_peak_gflops"] = (matmul_peak(args.device, dtype) if dtype != torch.float32
                                     else result["matmul_peak_gflops_fp32"])

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MIN_MEASURED = 20   # updates timed before the first plan (the first SKIPPED are not counted)
 SKIPPED = 3         # first updates of a process: one-off costs (allocations, kernel choice)
+RECENT = 200        # updates whose mean is the pace a plan assumes
 
 
 def _now() -> float:
@@ -43,19 +44,17 @@ def budget_seconds(max_time) -> float:
 
 def planned_end(step: int, remaining: float, per_update: float, per_validation: float,
                 validations: Callable[[int], int], last: int) -> int:
-    """The last update T in (step, last] such that the updates step+1..T and the validations
-    up to T (`validations(T)`, the one at T included) take at most `remaining` seconds; step + 1
-    if none does. Validation counts grow with T, so the first T that does not fit ends it."""
-    lo, hi = step + 1, last
-    if lo >= hi:
-        return lo
-
+    """The last update T in [step, last] such that the updates step+1..T and the validations
+    up to T (`validations(T)`, the one that ends training at T included) take at most
+    `remaining` seconds; `step` (stop now) if none does. Validation counts grow with T, so the
+    time needed does too, and the first T that does not fit ends the search."""
     def fits(t: int) -> bool:
         return (t - step) * per_update + validations(t) * per_validation <= remaining
 
+    lo, hi = step, max(last, step)
     if fits(hi):
         return hi
-    while lo < hi:  # the largest t with fits(t), at least step + 1
+    while lo < hi:  # the largest t with fits(t), else step
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
@@ -64,10 +63,11 @@ def planned_end(step: int, remaining: float, per_update: float, per_validation: 
 class ScheduleToTime(L.Callback):
     """Fit the end of a cosine `WarmupSchedule` to `max_seconds` of training (trainer.max_time).
 
-    reserve: the share of the budget kept free for what is not measured (checkpoint writes,
-    the slower update of a long batch). clock: seconds, monotonic (tests pass a fake one).
-    The plan is logged, and `plan` (the planned end, seconds an update and a validation) goes
-    into results.json."""
+    Plans at the end of the warmup and at the end of each validation; when the plan leaves no
+    update after a validation, training stops there with no second validation. reserve: the
+    share of the budget kept free for what is not measured (the slower update of a long batch,
+    other processes). clock: seconds, monotonic (tests pass a fake one). The plan is logged, and
+    `plan` (the planned end, seconds an update and a validation) goes into results.json."""
 
     def __init__(self, max_seconds: float, reserve: float = 0.03,
                  clock: Callable[[], float] | None = None):
@@ -80,9 +80,10 @@ class ScheduleToTime(L.Callback):
         self.elapsed_before = 0.0   # training seconds of earlier processes of this run
         self._started = None        # clock at this process's training start
         self._last_end = None       # clock at the last training batch end
-        self._validated = False     # a validation ran since the last training batch end
-        self._updates = []          # seconds of updates with no validation in between
-        self._validations = []      # extra seconds of the intervals that held a validation
+        self._validation_started = 0.0
+        self._after_validation = False  # the interval since the last batch end held one
+        self._updates = []          # seconds of the updates with no validation in between
+        self._validations = []      # seconds of the validations, checkpoints and callbacks
         self._sanity = None         # (seconds, batches) of the sanity check
         self._sanity_started = 0.0
         self._first = None          # global step at this process's first timed batch
@@ -114,9 +115,18 @@ class ScheduleToTime(L.Callback):
         self._started = self._last_end = self.clock()
         self._schedule(trainer)  # fails early on a schedule with no end to move
 
+    def on_validation_start(self, trainer, module) -> None:
+        self._validation_started = self.clock()
+
     def on_validation_end(self, trainer, module) -> None:
-        if not trainer.sanity_checking:
-            self._validated = True
+        if trainer.sanity_checking or self._started is None:
+            return
+        self._validations.append(self.clock() - self._validation_started)
+        self._after_validation = True
+        if self.plan is not None or len(self._updates) >= MIN_MEASURED:
+            self._replan(trainer, validated=True)
+            if self.plan["end"] <= trainer.global_step:
+                trainer.should_stop = True  # this validation was the last
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         now = self.clock()
@@ -124,23 +134,26 @@ class ScheduleToTime(L.Callback):
         step = trainer.global_step
         if self._first is None:
             self._first = step
-        if self._validated:
-            # the interval held a validation (and what follows it: checkpoints, callbacks)
-            self._validated = False
-            self._validations.append(max(seconds - self._update_seconds(), 0.0))
-            self._replan(trainer)
+        if self._after_validation:
+            # what the validation's own clock missed (checkpoint writes after it) counts too
+            self._after_validation = False
+            if self._updates:
+                extra = seconds - self._update_seconds()
+                self._validations[-1] = max(self._validations[-1], extra)
         elif step - self._first >= SKIPPED:
             self._updates.append(seconds)
             if self.plan is None and len(self._updates) >= MIN_MEASURED \
                     and step >= self._schedule(trainer).warmup_steps:
-                self._replan(trainer)
+                self._replan(trainer, validated=False)
         if self.plan is not None and step >= self.plan["end"]:
             trainer.should_stop = True  # Lightning validates before it stops
 
     # -- planning ----------------------------------------------------------------------------------
 
     def _update_seconds(self) -> float:
-        return sum(self._updates) / len(self._updates) if self._updates else 0.0
+        """Mean seconds of the last RECENT updates: the pace now, not the run's average."""
+        recent = self._updates[-RECENT:]
+        return sum(recent) / len(recent) if recent else 0.0
 
     def _validation_seconds(self, trainer) -> float:
         """Seconds of one validation: the mean of those measured, else the sanity check's time
@@ -152,8 +165,9 @@ class ScheduleToTime(L.Callback):
             return seconds * sum(trainer.num_val_batches) / batches
         return 0.0
 
-    def _validation_count(self, trainer, step: int) -> Callable[[int], int]:
-        """validations(T): those in (step, T], with the one forced at T."""
+    def _validation_count(self, trainer, step: int, validated: bool) -> Callable[[int], int]:
+        """validations(T): those still to come up to T, with the one that ends training at T
+        (none at T = step when the validation at step has just run)."""
         if not trainer.enable_validation or not sum(trainer.num_val_batches):
             return lambda t: 0
         if trainer.check_val_every_n_epoch is None:
@@ -161,9 +175,16 @@ class ScheduleToTime(L.Callback):
         else:
             every = trainer.num_training_batches * trainer.check_val_every_n_epoch
         if not every or every == float("inf"):
-            return lambda t: 1
+            return lambda t: int(not (validated and t == step))
         every = int(every)
-        return lambda t: t // every - step // every + (t % every != 0)
+
+        def count(t: int) -> int:
+            if validated:  # the validation at step has run
+                return 0 if t == step else t // every - step // every + (t % every != 0)
+            # the multiples of `every` in [step, t] (one at step runs after this batch), and
+            # the validation a stop at t between two of them brings
+            return t // every - (step - 1) // every + (t % every != 0)
+        return count
 
     @staticmethod
     def _schedule(trainer) -> WarmupSchedule:
@@ -174,7 +195,7 @@ class ScheduleToTime(L.Callback):
             raise ValueError(not_cosine(name))
         return fn
 
-    def _replan(self, trainer) -> None:
+    def _replan(self, trainer, validated: bool) -> None:
         if not self._updates:
             return
         sched, step = self._schedule(trainer), trainer.global_step
@@ -182,13 +203,13 @@ class ScheduleToTime(L.Callback):
         per_update, per_validation = self._update_seconds(), self._validation_seconds(trainer)
         remaining = self.max_seconds * (1 - self.reserve) - self.elapsed()
         end = planned_end(step, remaining, per_update, per_validation,
-                          self._validation_count(trainer, step), last)
+                          self._validation_count(trainer, step, validated), last)
         end = int(trainer.strategy.broadcast(end, src=0))
-        if self.plan is None or end != self.plan["end"]:
+        if trainer.is_global_zero and (self.plan is None or end != self.plan["end"]):
             log.info("optim.fit_to_time: the schedule ends at update %d of %d (%.3f s an update, "
                      "%.1f s a validation, %.0f of %.0f s left)", end, last, per_update,
                      per_validation, max(remaining, 0.0), self.max_seconds)
-        sched.total_steps = end
+        sched.total_steps = max(end, sched.warmup_steps + 1)
         self.plan = {"end": end, "planned": last, "update_seconds": round(per_update, 4),
                      "validation_seconds": round(per_validation, 2), "at_step": step}
 

@@ -48,7 +48,7 @@ class FakeClock(L.Callback):
         if trainer.global_step == self.stop_at:
             trainer.should_stop = True
 
-    def on_validation_start(self, trainer, module):
+    def on_validation_end(self, trainer, module):
         if not trainer.sanity_checking:
             self.t += 5.0
             self.validated_at.append(trainer.global_step)
@@ -73,7 +73,7 @@ def test_planned_end_is_the_last_update_whose_updates_and_validations_fit():
     assert planned_end(100, 100.0, 0.1, 10.0, every_600(100), last=2400) == 900
     assert planned_end(100, 100.0, 0.1, 10.0, every_600(100), last=800) == 800
     assert planned_end(100, 100.0, 0.1, 0.0, lambda t: 0, last=2400) == 1100
-    assert planned_end(100, 1.0, 0.1, 10.0, every_600(100), last=2400) == 101  # nothing fits
+    assert planned_end(100, 1.0, 0.1, 10.0, every_600(100), last=2400) == 100  # stop now
 
 
 def test_budget_seconds_reads_every_form_of_max_time():
@@ -103,20 +103,28 @@ def test_the_schedule_ends_and_training_stops_where_the_time_runs_out(tmp_path, 
     assert state["plan"]["end"] == 85 and state["elapsed"] == pytest.approx(100.0)
 
 
-def test_the_first_plan_and_a_resume_carry_the_moved_end(tmp_path, data_root):
-    """Stopped at update 40, the checkpoint holds the first plan (94) in the scheduler and
-    the callback; a resumed run starts from it with the time already spent (40 updates and a
-    validation), and still ends with the learning rate at its floor."""
+def test_a_resumed_run_carries_the_plan_and_the_time_spent(tmp_path, data_root):
+    """Stopped at update 40, the checkpoint holds the plan made after its validation (85) in
+    the scheduler and the callback, and the time spent (40 updates and a validation); the
+    resumed run starts from them and ends where the uninterrupted one did, at its floor."""
     trainer, fitter, _, run_dir = _fit(tmp_path, data_root, budget=100.0,
                                        clock=FakeClock(stop_at=40))
-    assert trainer.global_step == 40 and fitter.plan["end"] == 94
+    assert trainer.global_step == 40 and fitter.plan["end"] == 85
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    # resumed with the trainer's end at 100 again: the plan, its end and the clock come back
     trainer, fitter, clock, _ = _fit(tmp_path, data_root, budget=100.0, ckpt_path=str(ckpt))
     plan, elapsed, total = clock.restored
-    assert plan["end"] == 94 and total == 94 and elapsed == pytest.approx(45.0)
-    assert trainer.global_step <= 94
+    assert plan["end"] == 85 and total == 85 and elapsed == pytest.approx(45.0)
+    assert trainer.global_step == 85 and clock.validated_at == [80, 85]
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(PEAK * MIN_RATIO)
+
+
+def test_a_plan_that_ends_at_a_validation_stops_there(tmp_path, data_root):
+    """With 92 s, the plan after the validation at 40 ends at 80 (80 updates and two
+    validations: 90 s; one more update and its own validation would need 96): training stops
+    right after the validation at 80, with no second validation."""
+    trainer, fitter, clock, _ = _fit(tmp_path, data_root, budget=92.0)
+    assert trainer.global_step == 80 and clock.validated_at == [40, 80]
+    assert fitter.plan["end"] == 80
 
 
 def test_train_records_the_plan_and_a_budget_that_fits_changes_nothing(tmp_path, data_root):

@@ -67,3 +67,13 @@ def test_fit_steps_is_seeded_and_runs_every_update(tmp_path, data_root):
     assert a.global_step == b.global_step == 3
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("precision, device, dtype", [
+    ("32-true", "cpu", torch.float32), ("bf16-mixed", "cpu", torch.bfloat16),
+    ("16-mixed", "cpu", torch.bfloat16),  # Lightning's 16-mixed on a CPU is bf16 autocast
+    ("16-mixed", "cuda", torch.float16), ("bf16-mixed", "cuda:0", torch.bfloat16),
+    ("32-true", "cuda", torch.float32)])
+def test_the_peak_and_decoding_use_the_dtype_the_products_run_in(precision, device, dtype):
+    """MFU is measured against the peak of that dtype: float16 for 16-mixed on a GPU."""
+    assert benchmark.compute_dtype(precision, device) == dtype
