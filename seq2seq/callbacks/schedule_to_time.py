@@ -7,7 +7,8 @@ of the decay (`WarmupSchedule.total_steps`) to the last update that fits, never 
 trainer planned (max_steps, or max_epochs' updates). Training stops there, with a validation.
 
 It plans once when the warmup ends (the warmup does not depend on the end, so the rate is
-continuous there) and again after each validation, with what was measured so far. The planned end
+continuous there) and again at the end of each validation, from the pace of the last updates and
+the validations measured; when nothing more fits, that validation is the last. The planned end
 is part of the scheduler's state, so a resumed run continues the same schedule until its next
 plan. On several devices rank 0's plan is broadcast, so every rank stops at the same update.
 """
@@ -125,7 +126,7 @@ class ScheduleToTime(L.Callback):
         self._after_validation = True
         if self.plan is not None or len(self._updates) >= MIN_MEASURED:
             self._replan(trainer, validated=True)
-            if self.plan["end"] <= trainer.global_step:
+            if self.plan is not None and self.plan["end"] <= trainer.global_step:
                 trainer.should_stop = True  # this validation was the last
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -170,9 +171,9 @@ class ScheduleToTime(L.Callback):
         (none at T = step when the validation at step has just run)."""
         if not trainer.enable_validation or not sum(trainer.num_val_batches):
             return lambda t: 0
-        if trainer.check_val_every_n_epoch is None:
-            every = trainer.val_check_batch
-        else:
+        if trainer.check_val_every_n_epoch in (None, 1):
+            every = trainer.val_check_batch  # updates apart (in an epoch, when n = 1)
+        else:  # once every n epochs
             every = trainer.num_training_batches * trainer.check_val_every_n_epoch
         if not every or every == float("inf"):
             return lambda t: int(not (validated and t == step))
