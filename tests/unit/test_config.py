@@ -73,6 +73,16 @@ def test_every_experiment_composes_and_builds(experiment):
     assert model.decoder.output.out_features == 60
 
 
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_recipes_with_a_time_limit_fit_their_cosine_schedule_to_it(experiment):
+    """A recipe sized in updates for one machine and stopped by trainer.max_time would stop
+    mid-way down its cosine schedule on a slower one: those recipes set optim.fit_to_time."""
+    cfg = compose_train([f"experiment={experiment}"])
+    if cfg.trainer.max_time and cfg.optim.schedule == "cosine":
+        assert cfg.optim.fit_to_time, experiment
+    assert not cfg.optim.fit_to_time or cfg.trainer.max_time
+
+
 def test_the_15_minute_reference_tunes_only_the_schedule():
     """The 15-minute comparison with JoeyNMT may tune the learning-rate schedule and batch
     size of the reference configuration, never its architecture or loss."""
