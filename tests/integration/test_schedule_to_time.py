@@ -153,3 +153,24 @@ def test_bad_options_name_what_to_change(tmp_path, data_root, overrides, words):
         train(cfg)
     assert all(w in str(e.value) for w in words), str(e.value)
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_two_ranks_stop_together_at_rank_0s_plan(tmp_path, data_root):
+    """DDP over gloo, real time: 3,000 updates cannot fit 25 seconds, so the schedule is cut;
+    every rank stops at the end rank 0 planned (a rank that stopped alone would leave the
+    other waiting in its next all-reduce until the timeout)."""
+    from tests.conftest import ROOT
+    from tests.integration.test_cli import run
+
+    proc = run([str(ROOT / "train.py"), *tiny_overrides(tmp_path, data_root), *SCHEDULE,
+                "trainer.devices=2", "trainer.max_steps=3000", "trainer.max_epochs=1000",
+                "trainer.val_check_interval=200",
+                "optim.fit_to_time=true", "trainer.max_time=00:00:00:25",
+                "trainer.num_sanity_val_steps=0", f"hydra.run.dir={tmp_path}/RUN"],
+               cwd=tmp_path, timeout=600, env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "RUN" / "results.json").read_text())
+    plan = results["schedule_to_time"]
+    assert results["devices"] == 2 and plan["planned"] == 3000
+    assert 25 < plan["end"] < 3000 and results["steps"] <= plan["end"]
