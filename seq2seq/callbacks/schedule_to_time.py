@@ -124,6 +124,8 @@ class ScheduleToTime(L.Callback):
             return
         self._validations.append(self.clock() - self._validation_started)
         self._after_validation = True
+        if trainer.should_stop:
+            return  # the validation that ends training: the plan stays the one it ran to
         if self.plan is not None or len(self._updates) >= MIN_MEASURED:
             self._replan(trainer, validated=True)
             if self.plan is not None and self.plan["end"] <= trainer.global_step:

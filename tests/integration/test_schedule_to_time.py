@@ -27,8 +27,9 @@ class FakeClock(L.Callback):
     check. Listed before ScheduleToTime, so its hooks move the clock first. stop_at: an
     update where the run is stopped, as by an interruption."""
 
-    def __init__(self, stop_at: int | None = None):
+    def __init__(self, stop_at: int | None = None, validations: list[float] | None = None):
         self.t, self.validated_at, self.restored, self.stop_at = 0.0, [], None, stop_at
+        self.validations = validations  # seconds of each validation in turn (default 5)
 
     def __call__(self) -> float:
         return self.t
@@ -50,7 +51,8 @@ class FakeClock(L.Callback):
 
     def on_validation_end(self, trainer, module):
         if not trainer.sanity_checking:
-            self.t += 5.0
+            costs = self.validations or []
+            self.t += costs[len(self.validated_at)] if costs else 5.0
             self.validated_at.append(trainer.global_step)
 
 
@@ -104,16 +106,17 @@ def test_the_schedule_ends_and_training_stops_where_the_time_runs_out(tmp_path, 
 
 
 def test_a_resumed_run_carries_the_plan_and_the_time_spent(tmp_path, data_root):
-    """Stopped at update 40, the checkpoint holds the plan made after its validation (85) in
-    the scheduler and the callback, and the time spent (40 updates and a validation); the
-    resumed run starts from them and ends where the uninterrupted one did, at its floor."""
+    """Stopped at update 40, the checkpoint holds the plan made after the warmup (94) in the
+    scheduler and the callback, and the time spent (40 updates and a validation); the resumed
+    run starts from them, plans again after its validation at 80, and ends where the
+    uninterrupted run did, with the rate at its floor."""
     trainer, fitter, _, run_dir = _fit(tmp_path, data_root, budget=100.0,
                                        clock=FakeClock(stop_at=40))
-    assert trainer.global_step == 40 and fitter.plan["end"] == 85
+    assert trainer.global_step == 40 and fitter.plan["end"] == 94
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     trainer, fitter, clock, _ = _fit(tmp_path, data_root, budget=100.0, ckpt_path=str(ckpt))
     plan, elapsed, total = clock.restored
-    assert plan["end"] == 85 and total == 85 and elapsed == pytest.approx(45.0)
+    assert plan["end"] == 94 and total == 94 and elapsed == pytest.approx(45.0)
     assert trainer.global_step == 85 and clock.validated_at == [80, 85]
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(PEAK * MIN_RATIO)
 
@@ -125,6 +128,15 @@ def test_a_plan_that_ends_at_a_validation_stops_there(tmp_path, data_root):
     trainer, fitter, clock, _ = _fit(tmp_path, data_root, budget=92.0)
     assert trainer.global_step == 80 and clock.validated_at == [40, 80]
     assert fitter.plan["end"] == 80
+
+
+def test_the_plan_training_stopped_at_is_the_one_kept(tmp_path, data_root):
+    """Validations of 5, 1 and 0 s: the plan after the one at 80 ends at 91, and the cheap last
+    validation leaves time for another update; training has stopped, so the plan stays 91."""
+    trainer, fitter, clock, _ = _fit(tmp_path, data_root, budget=100.0,
+                                     clock=FakeClock(validations=[5.0, 1.0, 0.0]))
+    assert trainer.global_step == 91 and clock.validated_at == [40, 80, 91]
+    assert fitter.plan["end"] == 91
 
 
 def test_train_records_the_plan_and_a_budget_that_fits_changes_nothing(tmp_path, data_root):
