@@ -48,7 +48,7 @@ for model in reference wide; do
                 --json "$json" "$@" $overrides >> "$out/log.txt" 2>&1; then
             "$py" -c 'import json, sys; r = json.load(open(sys.argv[1])); r["model"] = sys.argv[2]; print(json.dumps(r))' \
                 "$json" "$model" >> "$out/results.jsonl"
-            tail -n 30 "$out/log.txt" | grep -E "^(train_tokens_per_s|mfu|greedy_sents|beam5_sents) "
+            tail -n 30 "$out/log.txt" | grep -E "^(train_tokens_per_s|mfu|greedy_sents_per_s|beam5_sents_per_s) "
         else
             echo "   failed: see $out/log.txt" | tee -a "$out/log.txt"
             failed=$((failed + 1))
