@@ -48,13 +48,11 @@ def planned_end(step: int, remaining: float, per_update: float, per_validation: 
     """The last update T in [step, last] such that the updates step+1..T and the validations
     up to T (`validations(T)`, the one that ends training at T included) take at most
     `remaining` seconds; `step` (stop now) if none does. Validation counts grow with T, so the
-    time needed does too, and the first T that does not fit ends the search."""
+    time needed does too, and a binary search finds T."""
     def fits(t: int) -> bool:
         return (t - step) * per_update + validations(t) * per_validation <= remaining
 
     lo, hi = step, max(last, step)
-    if fits(hi):
-        return hi
     while lo < hi:  # the largest t with fits(t), else step
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
