@@ -31,6 +31,9 @@ if torch.cuda.is_available():
     print(p.name, f"{p.total_memory / 2**30:.0f} GiB,", p.multi_processor_count, "SMs,",
           "bf16" if torch.cuda.is_bf16_supported() else "no bf16")
 EOF
+if command -v nvidia-smi > /dev/null; then
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >> "$out/device.txt"
+fi
 cat "$out/device.txt"
 
 wide="model.emb_size=512 model.encoder.num_layers=2 model.encoder.hidden_size=512"
