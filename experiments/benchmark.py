@@ -45,17 +45,13 @@ from seq2seq.data.tokenizer import BOS_ID, EOS_ID  # noqa: E402
 from seq2seq.decoding.options import DecodeOptions  # noqa: E402
 from seq2seq.module import Seq2SeqModule  # noqa: E402
 from seq2seq.pipeline import fit_steps  # noqa: E402
-from seq2seq.precision import CPU_BF16, cast_weights, cpu_features, resolve_precision  # noqa: E402
+from seq2seq.precision import (  # noqa: E402
+    cast_weights,
+    compute_dtype,
+    cpu_features,
+    resolve_precision,
+)
 from seq2seq.translation import translate_lines  # noqa: E402
-
-
-def compute_dtype(precision: str, device: str) -> torch.dtype:
-    """The dtype the matrix products run in under the resolved `precision` on `device`:
-    float16 for 16-mixed on a GPU (on a CPU, 16-mixed is bf16 autocast), bfloat16 for the bf16
-    precisions, else float32. The matmul peak is measured, and decoding runs, in it."""
-    if str(precision) in ("16-mixed", "16", "16-true") and device.startswith("cuda"):
-        return torch.float16
-    return torch.bfloat16 if precision in CPU_BF16 else torch.float32
 
 
 def matmul_peak(device: str, dtype: torch.dtype = torch.float32, n: int | None = None,
@@ -220,11 +216,11 @@ def main(argv: list[str] | None = None) -> dict:
                                           *args.overrides])
     accelerator = "gpu" if args.device.startswith("cuda") else args.device
     precision = resolve_precision(args.precision, accelerator)
-    if args.skip_float32 and precision not in CPU_BF16:
+    dtype = compute_dtype(precision, args.device)
+    if args.skip_float32 and dtype == torch.float32:
         print(f"--precision {args.precision} is {precision} here (no native bf16: "
               f"{cpu_features()}): nothing more to measure")
         return {}
-    dtype = compute_dtype(precision, args.device)
     dm, module, train = train_throughput(cfg, args.device, args.warmup, steps)
     result = {"device": args.device, "threads": torch.get_num_threads(),
               "precision": precision, "cpu": cpu_features(),

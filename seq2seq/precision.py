@@ -21,7 +21,13 @@ from torch.nn.utils.stateless import _reparametrize_module
 
 log = logging.getLogger(__name__)
 
-CPU_HALF = ("bf16-mixed", "bf16", "bf16-true", "16-mixed", "16")
+# Lightning's trainer.precision names (legacy aliases included) whose matrix products run in 16
+# bits, with that dtype (on a CPU, Lightning runs 16-mixed as bf16 autocast: compute_dtype). The
+# mixed ones keep float32 weights; the -true ones cast the weights themselves.
+HALF = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16, "bf16-true": torch.bfloat16,
+        "16-mixed": torch.float16, "16": torch.float16, "16-true": torch.float16}
+# the mixed ones, which run bfloat16 products over float32 weights on a CPU (CastWeightsPrecision)
+CPU_BF16 = tuple(name for name in HALF if not name.endswith("-true"))
 
 
 class PrecisionError(ValueError):
@@ -41,20 +47,33 @@ def cpu_bf16_lstm_supported() -> bool:
     return True
 
 
+def cpu_lacks_bf16_kernels(model: nn.Module) -> bool:
+    """Whether this CPU cannot run `model` in bfloat16: it holds an nn.LSTM, and oneDNN here has
+    no bf16 kernel for it (the probe runs only for a model with an LSTM)."""
+    return any(isinstance(m, nn.LSTM) for m in model.modules()) and not cpu_bf16_lstm_supported()
+
+
+def compute_dtype(precision: str | int, accelerator: str) -> torch.dtype:
+    """The dtype the matrix products run in under the resolved trainer.precision `precision` on
+    `accelerator` (trainer.accelerator, or a device such as cuda:0): float16 for 16-mixed on a
+    GPU and bfloat16 on a CPU (Lightning's bf16 autocast there), bfloat16 for the bf16
+    precisions, else float32."""
+    dtype = HALF.get(str(precision), torch.float32)
+    if dtype == torch.float16 and str(precision) in CPU_BF16 and not on_gpu(accelerator):
+        return torch.bfloat16
+    return dtype
+
+
 def check_precision(precision: str | int, accelerator: str, model: nn.Module) -> None:
     """Raise PrecisionError when `precision` on `accelerator` cannot run `model` here."""
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if not on_cpu or str(precision) not in CPU_HALF:
+    if not on_cpu or compute_dtype(precision, "cpu") != torch.bfloat16:
         return
-    if any(isinstance(m, nn.LSTM) for m in model.modules()) and not cpu_bf16_lstm_supported():
+    if cpu_lacks_bf16_kernels(model):
         raise PrecisionError(
             f"trainer.precision={precision} on CPU runs bf16 autocast, and this CPU's oneDNN has "
             "no bf16 kernel for nn.LSTM. Use trainer.precision=32-true, a GRU model (e.g. "
             "model=gru_bahdanau, or model/encoder=gru model/decoder=gru), or a GPU.")
-
-
-# Lightning's names of the precisions that run matrix products in bfloat16 on a CPU
-CPU_BF16 = ("bf16-mixed", "bf16", "16-mixed", "16")
 
 
 def cpu_features() -> dict:
@@ -83,9 +102,9 @@ def native_bf16(accelerator: str) -> bool:
 
 
 def on_gpu(accelerator: str) -> bool:
-    """Whether trainer.accelerator selects a GPU."""
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto"
-                                              and torch.cuda.is_available())
+    """Whether trainer.accelerator (or a device such as cuda:0) selects a GPU."""
+    return (accelerator == "gpu" or str(accelerator).startswith("cuda")
+            or (accelerator == "auto" and torch.cuda.is_available()))
 
 
 def resolve_precision(precision: str | int, accelerator: str, model: nn.Module | None = None
@@ -96,8 +115,7 @@ def resolve_precision(precision: str | int, accelerator: str, model: nn.Module |
         return str(precision)
     if not native_bf16(accelerator):
         return "32-true"
-    lstm = model is not None and any(isinstance(m, nn.LSTM) for m in model.modules())
-    if not on_gpu(accelerator) and lstm and not cpu_bf16_lstm_supported():
+    if not on_gpu(accelerator) and model is not None and cpu_lacks_bf16_kernels(model):
         return "32-true"
     return "bf16-mixed"
 
@@ -165,7 +183,7 @@ def decode_dtype(precision: str | int, device: str, model: nn.Module) -> torch.d
     if str(precision) not in ("bf16", "bf16-mixed"):
         raise PrecisionError(f"precision={precision}: choose 32 (float32) or bf16")
     if not str(device).startswith("cuda"):
-        if any(isinstance(m, nn.LSTM) for m in model.modules()) and not cpu_bf16_lstm_supported():
+        if cpu_lacks_bf16_kernels(model):
             raise PrecisionError(
                 "precision=bf16: this CPU's oneDNN has no bf16 kernel for nn.LSTM, which the "
                 "model uses; translate with precision=32 (or on a GPU)")
