@@ -13,16 +13,14 @@ to compare two side by side.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc
+from seq2seq.pipeline import build_trainer, fit_steps
 
-from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc  # noqa: E402
-from seq2seq.pipeline import build_trainer, fit_steps  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> dict:

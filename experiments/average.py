@@ -13,12 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from seq2seq.atomic import atomic_open  # noqa: E402
-from seq2seq.checkpoint import CheckpointError, average_checkpoints  # noqa: E402
+from seq2seq.atomic import atomic_open
+from seq2seq.checkpoint import CheckpointError, average_checkpoints
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,6 @@ import contextlib
 import json
 import math
 import resource
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,23 +34,17 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc
+from seq2seq.checkpoint import load_module
+from seq2seq.data.batch import collate
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID
+from seq2seq.decoding.options import DecodeOptions
+from seq2seq.module import Seq2SeqModule
+from seq2seq.pipeline import fit_steps
+from seq2seq.precision import cast_weights, compute_dtype, cpu_features, resolve_precision
+from seq2seq.translation import translate_lines
 
-from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc  # noqa: E402
-from seq2seq.checkpoint import load_module  # noqa: E402
-from seq2seq.data.batch import collate  # noqa: E402
-from seq2seq.data.tokenizer import BOS_ID, EOS_ID  # noqa: E402
-from seq2seq.decoding.options import DecodeOptions  # noqa: E402
-from seq2seq.module import Seq2SeqModule  # noqa: E402
-from seq2seq.pipeline import fit_steps  # noqa: E402
-from seq2seq.precision import (  # noqa: E402
-    cast_weights,
-    compute_dtype,
-    cpu_features,
-    resolve_precision,
-)
-from seq2seq.translation import translate_lines  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def matmul_peak(device: str, dtype: torch.dtype = torch.float32, n: int | None = None,

@@ -70,8 +70,6 @@ from itertools import count
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 PHASES = ("cold", "warm", "ranks")
 VAL_LINES = 1000  # Multi30k val lines used for the val and test splits

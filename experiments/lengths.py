@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seq2seq.data.errors import DataError  # noqa: E402
-from seq2seq.lengths import DEFAULT_BUCKETS, write_lengths  # noqa: E402
+from seq2seq.data.errors import DataError
+from seq2seq.lengths import DEFAULT_BUCKETS, write_lengths
 
 
 def main() -> None:

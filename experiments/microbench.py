@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,10 +23,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seq2seq.models.seq2seq import build_seq2seq
 
-from seq2seq.models.seq2seq import build_seq2seq  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _mean_seconds(fn, calls: int) -> float:

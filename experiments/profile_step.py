@@ -13,7 +13,6 @@ expensive operators. `--trace FILE` also writes a Chrome trace.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,11 +20,10 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc
+from seq2seq.pipeline import fit_steps
 
-from seq2seq.allocator import limit_onednn_cache, tune_glibc_malloc  # noqa: E402
-from seq2seq.pipeline import fit_steps  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # operator name (without the aten:: prefix) -> kind; the first matching prefix wins
 KINDS = (

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seq2seq.data.errors import DataError  # noqa: E402
-from seq2seq.lengths import write_lengths  # noqa: E402
-from seq2seq.report import DEFAULT_BUDGETS, load_runs, write_report  # noqa: E402
+from seq2seq.data.errors import DataError
+from seq2seq.lengths import write_lengths
+from seq2seq.report import DEFAULT_BUDGETS, load_runs, write_report
 
 
 def main() -> None:

@@ -16,15 +16,14 @@ import json
 import sys
 from pathlib import Path
 
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.atomic import atomic_write_bytes
+from seq2seq.checkpoint import load_module
+from seq2seq.translation import beam_test_scores
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from seq2seq.atomic import atomic_write_bytes  # noqa: E402
-from seq2seq.checkpoint import load_module  # noqa: E402
-from seq2seq.translation import beam_test_scores  # noqa: E402
 
 
 def best_checkpoint(run_dir: Path) -> Path:
