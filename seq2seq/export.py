@@ -11,12 +11,13 @@ The export folder holds
     src.model, tgt.model   the SentencePiece models stored in the checkpoint
     export.json        format version, ids, sizes, the `decode` defaults and the state layout
 
-The state is the decoder's state dataclass flattened into a named list of tensors
-(`state_layout`), so that ONNX sees fixed inputs and outputs: small wrapper modules take and
-return tuples and rebuild the dataclass inside, and the graphs run the model's own `step()`.
-Each state tensor says which axis is its batch axis (search reorders rows along it) and whether
-it is `static` (depends only on the source: the step reads it but does not return it). The
-Transformer's position is the length of its self-attention cache, so it needs no tensor.
+The decoder state is the named list of tensors its `tensors()` gives (the contract in
+seq2seq/models/contract.py), so that ONNX sees fixed inputs and outputs: small wrapper modules
+take and return tuples and rebuild the state inside with `from_tensors`, and the graphs run the
+model's own `step()`. Each state tensor says which axis is its batch axis (search reorders rows
+along it), its source and time axes, and whether it is `static` (depends only on the source:
+the step reads it but does not return it). Export knows no decoder by name: any decoder that
+keeps the contract exports.
 
 The written graphs are checked against PyTorch on a few sentences before export.json, the
 file that makes the folder usable, is written last.
@@ -30,7 +31,6 @@ import json
 import logging
 import sys
 import warnings
-from dataclasses import fields
 from pathlib import Path
 
 import hydra
@@ -45,65 +45,38 @@ from seq2seq.checkpoint import CheckpointError, direction, load_module
 from seq2seq.cli import CONF, _run
 from seq2seq.data.errors import DataError
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from seq2seq.models.decoder import DecoderState
+from seq2seq.models.contract import DecoderState
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.models.transformer import TransformerState
 from seq2seq.runtime.bundle import FORMAT_VERSION, MANIFEST
 
 log = logging.getLogger(__name__)
 
 ENCODER_INPUTS = ("src", "src_lengths", "src_mask")
-RNN_STATIC = ("keys", "values", "src_mask")
+
+
+def _initial_state(model: Seq2Seq) -> DecoderState:
+    """The state the model builds for a one-token sentence."""
+    src = torch.tensor([[EOS_ID]])
+    with torch.no_grad():
+        return model.encode(src, torch.tensor([1]), torch.ones(1, 1, dtype=torch.bool))
 
 
 def state_layout(model: Seq2Seq) -> list[dict]:
-    """The decoder state as named tensors, in graph order: [{name, batch_axis, static,
-    time_axis}], from the state the model builds for a one-token sentence. time_axis: the axis
-    that grows by one each step (the Transformer's self-attention cache), else None."""
-    src = torch.tensor([[EOS_ID]])
-    with torch.no_grad():
-        state = model.encode(src, torch.tensor([1]), torch.ones(1, 1, dtype=torch.bool))
-    if isinstance(state, DecoderState):
-        return [{"name": f.name, "batch_axis": 1 if f.name in ("hidden", "cell") else 0,
-                 "static": f.name in RNN_STATIC, "time_axis": None}
-                for f in fields(state) if getattr(state, f.name) is not None]
-    if isinstance(state, TransformerState):
-        n = len(state.self_keys)
-        return ([{"name": f"memory_{kv}_{i}", "batch_axis": 0, "static": True, "time_axis": None}
-                 for kv in ("keys", "values") for i in range(n)]
-                + [{"name": "src_mask", "batch_axis": 0, "static": True, "time_axis": None}]
-                + [{"name": f"self_{kv}_{i}", "batch_axis": 0, "static": False, "time_axis": 2}
-                   for kv in ("keys", "values") for i in range(n)])
-    raise CheckpointError(f"cannot export a decoder whose state is a {type(state).__name__}: "
-                          "export knows DecoderState (RNN decoders) and TransformerState")
+    """The decoder state as named tensors, in graph order: what the state's `tensors()` says
+    of each (seq2seq/models/contract.py, StateTensor), as export.json's `state` list holds it."""
+    return [spec.as_dict() for spec, _ in _initial_state(model).tensors()]
 
 
-def flatten(state, layout: list[dict]) -> tuple[torch.Tensor, ...]:
-    """The tensors of a DecoderState or TransformerState in `layout` order."""
-    if isinstance(state, DecoderState):
-        return tuple(getattr(state, e["name"]) for e in layout)
-    out = []
-    for e in layout:
-        name = e["name"]
-        if name == "src_mask":
-            out.append(state.src_mask)
-        else:
-            field, i = name.rsplit("_", 1)  # "memory_keys", "0"
-            out.append(getattr(state, field)[int(i)])
-    return tuple(out)
+def flatten(state: DecoderState) -> tuple[torch.Tensor, ...]:
+    """The tensors of `state` in graph order."""
+    return tuple(t for _, t in state.tensors())
 
 
-def unflatten(tensors: tuple[torch.Tensor, ...], layout: list[dict], transformer: bool):
-    """The state dataclass of tensors in `layout` order (inverse of `flatten`)."""
-    named = {e["name"]: t for e, t in zip(layout, tensors, strict=True)}
-    if not transformer:
-        return DecoderState(**{f.name: named.get(f.name) for f in fields(DecoderState)})
-    n = sum(1 for e in layout if e["name"].startswith("self_keys_"))
-    group = {f: tuple(named[f"{f}_{i}"] for i in range(n))
-             for f in ("memory_keys", "memory_values", "self_keys", "self_values")}
-    # the next position is the length of the cache, so the graph keeps it dynamic
-    return TransformerState(**group, src_mask=named["src_mask"],
-                            position=group["self_keys"][0].size(2))
+def unflatten(tensors: tuple[torch.Tensor, ...], layout: list[dict],
+              state_type: type[DecoderState]) -> DecoderState:
+    """The state of `tensors` in `layout` order (inverse of `flatten`)."""
+    return state_type.from_tensors(
+        {e["name"]: t for e, t in zip(layout, tensors, strict=True)})
 
 
 class EncoderGraph(nn.Module):
@@ -114,7 +87,7 @@ class EncoderGraph(nn.Module):
         self.model, self.layout = model, layout
 
     def forward(self, src, src_lengths, src_mask):
-        return flatten(self.model.encode(src, src_lengths, src_mask), self.layout)
+        return flatten(self.model.encode(src, src_lengths, src_mask))
 
 
 class StepGraph(nn.Module):
@@ -124,24 +97,24 @@ class StepGraph(nn.Module):
     def __init__(self, model: Seq2Seq, layout: list[dict]):
         super().__init__()
         self.decoder, self.layout = model.decoder, layout
-        self.transformer = any(e["time_axis"] is not None for e in layout)
+        self.state_type = type(_initial_state(model))
 
     def forward(self, prev, *state):
         logits, new, attention = self.decoder.step(
-            prev, unflatten(state, self.layout, self.transformer))
-        changed = [t for e, t in zip(self.layout, flatten(new, self.layout), strict=True)
+            prev, unflatten(state, self.layout, self.state_type))
+        changed = [t for e, t in zip(self.layout, flatten(new), strict=True)
                    if not e["static"]]
         return (torch.log_softmax(logits.float(), dim=-1), attention.float(), *changed)
 
 
 def _dynamic_axes(layout: list[dict], prefix: str = "") -> dict:
-    """ONNX dynamic axes of the state tensors: batch B, source length S (keys, values, mask,
-    memory), cache length T."""
+    """ONNX dynamic axes of the state tensors: batch B, source length S, cache length T, as
+    each tensor's entry names them."""
     axes = {}
     for e in layout:
         d = {e["batch_axis"]: "B"}
-        if e["static"]:
-            d[1 if e["name"] in RNN_STATIC else 2] = "S"
+        if e["source_axis"] is not None:
+            d[e["source_axis"]] = "S"
         if e["time_axis"] is not None:
             d[e["time_axis"]] = "T"
         axes[prefix + e["name"]] = d
@@ -232,8 +205,7 @@ def export_graphs(model: Seq2Seq, src_vocab: int, opset: int = 17) -> tuple[byte
     step_axes = {"prev": {0: "B"}, "log_probs": {0: "B"}, "attention": {0: "B", 1: "S"},
                  **_dynamic_axes(layout), **_dynamic_axes(
                      [e for e in layout if not e["static"]], prefix="next_")}
-    step = _onnx_bytes(StepGraph(model, layout), (torch.full((3,), BOS_ID),
-                                                  *flatten(state, layout)),
+    step = _onnx_bytes(StepGraph(model, layout), (torch.full((3,), BOS_ID), *flatten(state)),
                        ["prev", *names], ["log_probs", "attention",
                                           *(f"next_{n}" for n in changed)], step_axes, opset)
     return share_transposed(encoder), share_transposed(step), layout
@@ -268,7 +240,7 @@ def check_graphs(model: Seq2Seq, encoder: bytes, step: bytes, layout: list[dict]
         inputs = {"src": src.numpy(), "src_lengths": lens.numpy(), "src_mask": mask.numpy()}
         state = dict(zip([e["name"] for e in layout], enc.run(None, feed(enc, inputs)),
                          strict=True))
-        for e, t in zip(layout, flatten(ref, layout), strict=True):
+        for e, t in zip(layout, flatten(ref), strict=True):
             compare(f"initial {e['name']}", state[e["name"]].astype(np.float32), t)
         prev = torch.full((5,), BOS_ID)
         for t in range(steps):
@@ -278,7 +250,7 @@ def check_graphs(model: Seq2Seq, encoder: bytes, step: bytes, layout: list[dict]
             compare(f"attention at step {t}", out[1], att)
             changed = [e["name"] for e in layout if not e["static"]]
             state.update(zip(changed, out[2:], strict=True))
-            for e, want in zip(layout, flatten(ref, layout), strict=True):
+            for e, want in zip(layout, flatten(ref), strict=True):
                 compare(f"{e['name']} at step {t}", state[e["name"]].astype(np.float32), want)
             prev = logits.argmax(-1)
     return worst

@@ -10,6 +10,13 @@ is one module subclassing `Encoder` or `Decoder` and one config file naming it w
     decoder.step(prev_tokens [B], state) -> logits [B, V], state, attention [B, S]
     decoder(tgt_in [B, T], state, teacher_forcing_ratio) -> logits [B, T, V], attention [B, T, S]
     state.index_select(rows [B'], same_source=False) -> the state of those rows
+    state.tensors() -> [(StateTensor, tensor)]; type(state).from_tensors({name: tensor})
+
+A state is a `DecoderState`: it lists its tensors, each with the axes search and export need
+(`StateTensor`), and rebuilds itself from them. Search reorders rows through that list, export
+turns it into the fixed inputs and outputs of an ONNX graph, and the torch-free runtime reads the
+same list from export.json, so a new decoder exports and serves without any code outside its own
+module.
 
 The attention a decoder returns is one distribution over the source per output token (rows
 sum to 1, exactly zero at padding): the heatmaps, the attention entropy and the coverage
@@ -19,8 +26,8 @@ the last layer unless told otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -44,14 +51,61 @@ def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (states * m).sum(1) / m.sum(1).clamp_min(1)
 
 
-class DecoderStateLike(Protocol):
-    """What search needs of a decoder state: its rows can be selected and reordered."""
+def check_shape(name: str, tensor: torch.Tensor, expected: tuple) -> None:
+    """Raise if `tensor`'s shape differs from `expected` (None matches any size)."""
+    actual = tuple(tensor.shape)
+    if len(actual) != len(expected) or any(
+        e is not None and e != a for e, a in zip(expected, actual, strict=False)
+    ):
+        raise ValueError(f"{name}: expected shape {expected}, got {actual}")
 
-    def index_select(self, rows: torch.Tensor, same_source: bool = False) -> DecoderStateLike:
-        """The state of rows `rows` ([B'] long), in that order. same_source: row i and row
-        rows[i] translate the same sentence (beams reordered within their sentence), so what
-        depends only on the source may be kept as it is instead of copied."""
-        ...
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One tensor of a decoder state, as search, export and the runtime see it.
+
+    name: unique within the state; batch_axis: the axis of the B rows (search selects rows
+    along it); static: depends on the source only, so the step reads it but never changes it
+    (beams of one sentence share it, and the exported step does not return it); source_axis:
+    the axis of the S source positions, or None; time_axis: the axis that grows by one each
+    step (a self-attention cache), or None.
+    """
+
+    name: str
+    batch_axis: int = 0
+    static: bool = False
+    source_axis: int | None = None
+    time_axis: int | None = None
+
+    def as_dict(self) -> dict:
+        """The entry export.json's `state` list holds for this tensor."""
+        return asdict(self)
+
+
+class DecoderState:
+    """Base of every decoder state: what one decoding step needs, for B rows.
+
+    Subclasses (usually dataclasses) define `tensors` and `from_tensors`; `index_select`
+    follows from them. Tensors that a state does not hold (an LSTM's cell in a GRU's state)
+    are left out of `tensors()`, and `from_tensors` gets only those it listed.
+    """
+
+    def tensors(self) -> list[tuple[StateTensor, torch.Tensor]]:
+        """Every tensor of the state with its description, in a fixed order."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> DecoderState:
+        """The state holding `tensors` (by `StateTensor.name`): the inverse of `tensors()`."""
+        raise NotImplementedError
+
+    def index_select(self, rows: torch.Tensor, same_source: bool = False) -> DecoderState:
+        """The state of rows `rows` ([B'] long), in that order (beam reordering, pruning).
+        same_source: row i and row rows[i] translate the same sentence (beams reordered within
+        their sentence), so static tensors are kept as they are instead of copied."""
+        return type(self).from_tensors({
+            spec.name: t if same_source and spec.static else t.index_select(spec.batch_axis, rows)
+            for spec, t in self.tensors()})
 
 
 class Encoder(nn.Module):
@@ -93,16 +147,16 @@ class Decoder(nn.Module):
     uses_attention: ClassVar[bool] = False
     name: ClassVar[str] = "decoder"
 
-    def init_state(self, enc: EncoderOutput, src_mask: torch.Tensor) -> DecoderStateLike:
+    def init_state(self, enc: EncoderOutput, src_mask: torch.Tensor) -> DecoderState:
         """The state before the first target token. src_mask: [B, S] bool."""
         raise NotImplementedError
 
-    def step(self, prev_tokens: torch.Tensor, state: DecoderStateLike
-             ) -> tuple[torch.Tensor, DecoderStateLike, torch.Tensor]:
+    def step(self, prev_tokens: torch.Tensor, state: DecoderState
+             ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """prev_tokens: [B] long -> logits [B, V], new state, attention weights [B, S]."""
         raise NotImplementedError
 
-    def forward(self, tgt_in: torch.Tensor, state: DecoderStateLike,
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState,
                 teacher_forcing_ratio: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """tgt_in: [B, T] long (bos + y) -> logits [B, T, V], attention weights [B, T, S].
         teacher_forcing_ratio < 1 (scheduled sampling) may be refused by decoders that cannot

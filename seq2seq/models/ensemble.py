@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.models.contract import DecoderStateLike
+from seq2seq.models.contract import DecoderState
 from seq2seq.models.seq2seq import Seq2Seq
 
 
@@ -28,10 +28,10 @@ def mean_log_prob(log_probs: list[torch.Tensor]) -> torch.Tensor:
 class EnsembleState:
     """One decoder state per member, each for the same B rows."""
 
-    states: list[DecoderStateLike]
+    states: list[DecoderState]
 
     def index_select(self, rows: torch.Tensor, same_source: bool = False) -> EnsembleState:
-        """The state of rows `rows` ([B'] long) in every member (see DecoderStateLike.index_select)."""
+        """The state of rows `rows` ([B'] long) in every member (see DecoderState.index_select)."""
         return EnsembleState([s.index_select(rows, same_source) for s in self.states])
 
 

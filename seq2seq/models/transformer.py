@@ -20,8 +20,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.models.contract import Decoder, Encoder, EncoderOutput
-from seq2seq.models.rnn import check_shape
+from seq2seq.models.contract import (
+    Decoder,
+    DecoderState,
+    Encoder,
+    EncoderOutput,
+    StateTensor,
+    check_shape,
+)
 
 
 def sinusoids(start: int, length: int, size: int, device=None) -> torch.Tensor:
@@ -185,13 +191,14 @@ class TransformerEncoder(Encoder):
 
 
 @dataclass
-class TransformerState:
+class TransformerState(DecoderState):
     """What the Transformer decoder needs to go on, for B rows.
 
     memory_keys, memory_values: per layer [B, h, S, dk], the encoder states projected once for
     cross-attention; src_mask: [B, S] bool, True = real token; self_keys, self_values: per layer
     [B, h, t, dk], the self-attention keys and values of the t target positions so far;
-    position: t, the position of the next target token.
+    position: t, the position of the next target token (the length of the cache, so it needs
+    no tensor of its own).
     """
 
     memory_keys: tuple[torch.Tensor, ...]
@@ -201,23 +208,26 @@ class TransformerState:
     self_values: tuple[torch.Tensor, ...]
     position: int = 0
 
-    SOURCE = ("memory_keys", "memory_values", "src_mask")
+    def tensors(self) -> list[tuple[StateTensor, torch.Tensor]]:
+        """memory_keys_<i>, memory_values_<i> (static), src_mask (static), self_keys_<i>,
+        self_values_<i> (growing along the time axis 2) for each layer i."""
+        n = len(self.self_keys)
+        memory = [(StateTensor(f"memory_{kv}_{i}", static=True, source_axis=2),
+                   getattr(self, f"memory_{kv}")[i]) for kv in ("keys", "values")
+                  for i in range(n)]
+        cache = [(StateTensor(f"self_{kv}_{i}", time_axis=2), getattr(self, f"self_{kv}")[i])
+                 for kv in ("keys", "values") for i in range(n)]
+        return [*memory, (StateTensor("src_mask", static=True, source_axis=1),
+                          self.src_mask), *cache]
 
-    def index_select(self, rows: torch.Tensor, same_source: bool = False) -> TransformerState:
-        """The state of rows `rows` ([B'] long), in that order. same_source: row i and rows[i]
-        translate the same sentence, so the memory keys, values and mask are kept as they are
-        (every row of a sentence holds the same ones)."""
-
-        def pick(name):
-            t = getattr(self, name)
-            if same_source and name in self.SOURCE:
-                return t
-            if isinstance(t, tuple):
-                return tuple(x.index_select(0, rows) for x in t)
-            return t.index_select(0, rows)
-
-        return TransformerState(pick("memory_keys"), pick("memory_values"), pick("src_mask"),
-                                pick("self_keys"), pick("self_values"), self.position)
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> TransformerState:
+        n = sum(1 for name in tensors if name.startswith("self_keys_"))
+        group = {f: tuple(tensors[f"{f}_{i}"] for i in range(n))
+                 for f in ("memory_keys", "memory_values", "self_keys", "self_values")}
+        # the next position is the length of the cache (dynamic in an exported graph)
+        return cls(**group, src_mask=tensors["src_mask"],
+                   position=group["self_keys"][0].size(2))
 
 
 class DecoderLayer(nn.Module):

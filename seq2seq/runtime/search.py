@@ -4,7 +4,8 @@ A port of seq2seq/decoding/greedy.py, hypothesis.py and beam_search.py (the same
 float32 where they use float32) so that the runtime's outputs equal PyTorch's: beams as flat
 [B * K] rows, the length penalty ((5 + |Y|) / 6) ** alpha, the coverage penalty, n-gram
 blocking, min_len, the early-finish bound, n-best lists, max_len_a * S + max_len_b, and
-finished sentences leaving the batch. Sampling (seq2seq/decoding/sampling.py) draws from the
+finished sentences leaving the batch. The special ids (bos, eos) come from the caller, who
+reads them from export.json. Sampling (seq2seq/decoding/sampling.py) draws from the
 same filtered distribution with NumPy's generator, so its samples differ from PyTorch's.
 """
 
@@ -14,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-BOS_ID, EOS_ID = 2, 3  # fixed for every model (seq2seq/data/tokenizer.py); export.json says so
 
 
 @dataclass
@@ -120,15 +119,15 @@ def max_output_length(src_lengths: np.ndarray, a: float, b: int) -> np.ndarray:
 
 
 def decode_rows(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray,
-                choose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-                ) -> list[Hypothesis]:
-    """Decode R rows one token at a time, each until it chooses eos or reaches its limit ([R]
-    int64); finished rows leave the batch. choose: log-probs [R', V] -> (next tokens [R']
+                choose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], *, bos: int,
+                eos: int) -> list[Hypothesis]:
+    """Decode R rows one token at a time from `bos`, each until it chooses `eos` or reaches its
+    limit ([R] int64); finished rows leave the batch. choose: log-probs [R', V] -> (next tokens [R']
     int64, their log-probabilities [R'] float32). One Hypothesis per row (score = log_prob)
     (seq2seq/decoding/hypothesis.py)."""
     R = len(src_lengths)
     alive = np.arange(R)
-    prev = np.full(R, BOS_ID, dtype=np.int64)
+    prev = np.full(R, bos, dtype=np.int64)
     tokens: list[list[int]] = [[] for _ in range(R)]
     attn: list[list[np.ndarray]] = [[] for _ in range(R)]
     scores = np.zeros(R, dtype=np.float32)
@@ -138,10 +137,10 @@ def decode_rows(step: Step, state: State, src_lengths: np.ndarray, limit: np.nda
         nxt, chosen = choose(logp)
         scores[alive] += chosen
         t += 1
-        done = (nxt == EOS_ID) | (t >= limit[alive])
+        done = (nxt == eos) | (t >= limit[alive])
         for j, (row, tok) in enumerate(zip(alive.tolist(), nxt.tolist(), strict=True)):
             attn[row].append(weights[j])
-            if tok != EOS_ID:
+            if tok != eos:
                 tokens[row].append(tok)
         if done.any():
             keep = np.flatnonzero(~done)
@@ -151,19 +150,20 @@ def decode_rows(step: Step, state: State, src_lengths: np.ndarray, limit: np.nda
                        np.stack(attn[r])[:, : src_lengths[r]]) for r in range(R)]
 
 
-def greedy(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray
-           ) -> list[list[Hypothesis]]:
+def greedy(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray, *, bos: int,
+           eos: int) -> list[list[Hypothesis]]:
     """The most likely token at each step until eos or the limit ([B] int64). One hypothesis
     per sentence (score = log_prob), as a one-element list."""
     def most_likely(logp):
         nxt = logp.argmax(-1)
         return nxt, logp[np.arange(len(nxt)), nxt]
 
-    return [[h] for h in decode_rows(step, state, src_lengths, limit, most_likely)]
+    return [[h] for h in decode_rows(step, state, src_lengths, limit, most_likely, bos=bos,
+                                     eos=eos)]
 
 
 def sample(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray, *, n: int,
-           temperature: float, top_k: int, top_p: float, seed: int | None
+           temperature: float, top_k: int, top_p: float, seed: int | None, bos: int, eos: int
            ) -> list[list[Hypothesis]]:
     """`n` samples per sentence, drawn with temperature, top_k (0 = off), top_p (1 = off) and
     seed (None: a fresh one); scores are log-probs under the filtered distribution."""
@@ -181,7 +181,7 @@ def sample(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray,
     B = len(src_lengths)
     expand = np.repeat(np.arange(B), n)
     hyps = decode_rows(step, state.index_select(expand), src_lengths[expand], limit[expand],
-                       draw)
+                       draw, bos=bos, eos=eos)
     return [hyps[b * n : (b + 1) * n] for b in range(B)]
 
 
@@ -200,21 +200,22 @@ def _add(bucket: list[Hypothesis], K: int, tokens: np.ndarray, log_prob, attenti
 
 def beam_search(step: Step, state: State, src_lengths: np.ndarray, limit: np.ndarray, *,
                 beam: int, alpha: float, nbest: int, min_len: int = 0, coverage: float = 0.0,
-                no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
+                no_repeat_ngram_size: int = 0, bos: int, eos: int) -> list[list[Hypothesis]]:
     """The `nbest` best hypotheses of each sentence, best first (beam 1 without penalties:
     greedy search).
 
     step: (prev [R] int64, state) -> (log-probs [R, V] float32, state, attention [R, S]);
-    state: the encoder's state of the B sentences; src_lengths: [B] int64; limit: [B] int64;
+    state: the encoder's state of the B sentences; src_lengths: [B] int64 (sources padded to
+    the longest, as runtime/translator.py's source_batch does); limit: [B] int64;
     coverage: the coverage penalty's beta; no_repeat_ngram_size: n-grams that may not repeat.
     """
     K, beta = beam, coverage
     if nbest > K:
         raise ValueError(f"nbest={nbest} cannot exceed the beam size {K}")
     if K == 1 and not (beta or no_repeat_ngram_size or min_len):
-        return greedy(step, state, src_lengths, limit)
+        return greedy(step, state, src_lengths, limit, bos=bos, eos=eos)
     B = len(src_lengths)
-    S = int(state.arrays["src_mask"].shape[1])
+    S = int(src_lengths.max())
     src_mask = np.arange(S)[None, :] < src_lengths[:, None]  # [B, S]
     f32 = np.float32
     state = state.index_select(np.repeat(np.arange(B), K))  # [B*K]
@@ -224,7 +225,7 @@ def beam_search(step: Step, state: State, src_lengths: np.ndarray, limit: np.nda
     history = np.zeros((B * K, 0), dtype=np.int64)  # [n*K, t]
     attn = np.zeros((B * K, 0, S), dtype=f32)  # [n*K, t, S]
     cov = np.zeros((B * K, S), dtype=f32)  # attention summed over the steps
-    prev = np.full(B * K, BOS_ID, dtype=np.int64)
+    prev = np.full(B * K, bos, dtype=np.int64)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     # live log-probs only fall and lp only grows, so log_prob / lp(limit) bounds a live beam
     lp_max = (length_penalty(limit.astype(f32), f32(alpha)).astype(f32) if alpha > 0
@@ -236,7 +237,7 @@ def beam_search(step: Step, state: State, src_lengths: np.ndarray, limit: np.nda
         logp, state, weights = step(prev, state)  # [n*K, V], [n*K, S]
         t += 1
         if t <= min_len:
-            logp[:, EOS_ID] = -np.inf
+            logp[:, eos] = -np.inf
         if no_repeat_ngram_size:
             logp = block_repeated_ngrams(logp, history, no_repeat_ngram_size)
         V = logp.shape[1]
@@ -251,7 +252,7 @@ def beam_search(step: Step, state: State, src_lengths: np.ndarray, limit: np.nda
         new_cov = cov + weights if beta else cov
 
         # eos among the K best candidates ends a hypothesis
-        is_eos = (tok == EOS_ID) & np.isfinite(top)
+        is_eos = (tok == eos) & np.isfinite(top)
         is_eos[:, K:] = False
         for i, j in zip(*np.nonzero(is_eos), strict=True):
             r, b = int(rows[i, j]), int(live[i])
@@ -262,7 +263,7 @@ def beam_search(step: Step, state: State, src_lengths: np.ndarray, limit: np.nda
                 kth[b] = finished[b][nbest - 1].score
 
         # the K best non-eos candidates continue
-        key = np.where(tok == EOS_ID, K * V + np.arange(m), np.arange(m))
+        key = np.where(tok == eos, K * V + np.arange(m), np.arange(m))
         pos = np.argsort(key, axis=1, kind="stable")[:, :K]  # [n, K]
         scores = np.take_along_axis(top, pos, 1)
         sel = np.take_along_axis(rows, pos, 1).reshape(-1)  # [n*K]

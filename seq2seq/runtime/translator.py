@@ -61,7 +61,7 @@ class Translator:
         self.manifest = m = self.bundle.manifest
         self.defaults = dict(m["decode"])
         self.max_tokens = max_tokens
-        self.eos = m["ids"]["eos"]
+        self.bos, self.eos = m["ids"]["bos"], m["ids"]["eos"]
 
     def info(self) -> dict:
         """What a server shows: languages, vocabulary sizes, parameters, decode defaults."""
@@ -90,12 +90,13 @@ class Translator:
             if opts.get("sample"):
                 hyps = sample(graphs.step, state, lengths, limit, n=opts["nbest"],
                               temperature=opts["temperature"], top_k=opts["top_k"],
-                              top_p=opts["top_p"], seed=seed)
+                              top_p=opts["top_p"], seed=seed, bos=self.bos, eos=self.eos)
             else:
                 hyps = beam_search(graphs.step, state, lengths, limit, beam=opts["beam"],
                                    alpha=opts["alpha"], nbest=opts["nbest"],
                                    min_len=opts["min_len"], coverage=opts["coverage"],
-                                   no_repeat_ngram_size=opts["no_repeat_ngram_size"])
+                                   no_repeat_ngram_size=opts["no_repeat_ngram_size"],
+                                   bos=self.bos, eos=self.eos)
             for i, h in zip(idx, hyps, strict=True):
                 nbest_lists[i] = h
         return ids, nbest_lists

@@ -16,13 +16,13 @@ import torch
 from onnx import numpy_helper
 
 from seq2seq.data.corpus import read_lines
-from seq2seq.data.tokenizer import EOS_ID, _train_proto
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, _train_proto
 from seq2seq.decoding.beam_search import beam_search as torch_beam_search
 from seq2seq.export import _sample, check_graphs, export_graphs, write_export
 from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.runtime import ExportError, Translator
 from seq2seq.runtime.graphs import Graphs
-from seq2seq.runtime.search import beam_search, max_output_length
+from seq2seq.runtime.search import State, beam_search, max_output_length
 from tests.conftest import (
     DECODE,
     LIMITS,
@@ -34,6 +34,7 @@ from tests.conftest import (
 )
 
 SRC_V, TGT_V = 50, 60
+IDS = {"bos": BOS_ID, "eos": EOS_ID}  # what export.json says of every model here
 # every preset, and the options presets leave at one value: layers, input feeding, bridge,
 # tied embeddings, a unidirectional encoder, one attention head, dropout (export runs in eval)
 CASES = [(p, ()) for p in PRESETS] + [
@@ -96,7 +97,7 @@ def test_search_equals_pytorch(preset, beam, nbest):
     lens = lengths.numpy()
     got = beam_search(graphs.step, graphs.encode(src.numpy(), lens, mask.numpy()), lens,
                       max_output_length(lens, opts.max_len_a, opts.max_len_b), beam=beam,
-                      alpha=opts.alpha, nbest=nbest)
+                      alpha=opts.alpha, nbest=nbest, **IDS)
     assert [[h.tokens for h in hs] for hs in got] == [[h.tokens for h in hs] for hs in want]
     for g_hyps, w_hyps in zip(got, want, strict=True):
         for g, w in zip(g_hyps, w_hyps, strict=True):
@@ -126,7 +127,7 @@ def test_penalties_equal_pytorch(preset, beam, nbest, beta, ngram, min_len):
     got = beam_search(graphs.step, graphs.encode(src.numpy(), lens, mask.numpy()), lens,
                       max_output_length(lens, opts.max_len_a, opts.max_len_b), beam=beam,
                       alpha=opts.alpha, nbest=nbest, min_len=min_len, coverage=beta,
-                      no_repeat_ngram_size=ngram)
+                      no_repeat_ngram_size=ngram, **IDS)
     assert [[h.tokens for h in hs] for hs in got] == [[h.tokens for h in hs] for hs in want]
     for g, w in zip([h for hs in got for h in hs], [h for hs in want for h in hs], strict=True):
         assert g.score == pytest.approx(w.score, abs=1e-4)
@@ -171,14 +172,14 @@ def test_sampling_filters_like_pytorch_and_repeats_with_a_seed():
     def draw(**kw):
         state = graphs.encode(src.numpy(), lens, mask.numpy())
         return [[h.tokens for h in hs] for hs in sample(graphs.step, state, lens, limit, n=4,
-                                                        **kw)]
+                                                        **IDS, **kw)]
 
     a = draw(temperature=1.0, top_k=0, top_p=1.0, seed=3)
     assert a == draw(temperature=1.0, top_k=0, top_p=1.0, seed=3)  # seeded: repeats
     assert len({tuple(t) for hs in a for t in hs}) > 3  # flat model: the samples differ
     # top_k 1 is greedy search
     greedy = beam_search(graphs.step, graphs.encode(src.numpy(), lens, mask.numpy()), lens,
-                         limit, beam=1, alpha=0.0, nbest=1)
+                         limit, beam=1, alpha=0.0, nbest=1, **IDS)
     one = draw(temperature=0.7, top_k=1, top_p=1.0, seed=None)
     assert one == [[g[0].tokens] * 4 for g in greedy]
     with pytest.raises(ValueError, match="temperature=0"):
@@ -192,7 +193,7 @@ def test_nbest_wider_than_beam_is_refused():
     lens = lengths.numpy()
     with pytest.raises(ValueError, match="nbest=4 cannot exceed the beam size 2"):
         beam_search(graphs.step, graphs.encode(src.numpy(), lens, mask.numpy()), lens,
-                    np.array([5]), beam=2, alpha=0.6, nbest=4)
+                    np.array([5]), beam=2, alpha=0.6, nbest=4, **IDS)
 
 
 @pytest.fixture(scope="module")
@@ -280,8 +281,24 @@ def test_runtime_needs_no_torch(export_dir):
     assert run.stdout.strip() == repr(here)
 
 
-def test_eos_ids_agree():
-    from seq2seq.runtime import search
+def test_the_search_takes_its_special_ids_from_the_caller():
+    """The runtime states no ids of its own: a model whose export.json says bos 7, eos 5
+    starts from 7 and stops at 5."""
+    fed = []
 
-    assert (search.BOS_ID, search.EOS_ID) == (2, EOS_ID)
+    def step(prev, state):  # always most likely: token 5, then 6 when 5 is blocked
+        fed.append(prev.tolist())
+        logp = np.full((len(prev), 9), -9.0, dtype=np.float32)
+        logp[:, 6], logp[:, 5] = -2.0, -0.1
+        return logp, state, np.ones((len(prev), 2), dtype=np.float32) / 2
+
+    state = State({"h": np.zeros((1, 1), dtype=np.float32)},
+                  [{"name": "h", "batch_axis": 0, "static": False}])
+    lens, limit = np.array([2]), np.array([6])
+    (greedy,), = beam_search(step, state, lens, limit, beam=1, alpha=0.0, nbest=1, bos=7, eos=5)
+    assert fed[0] == [7] and greedy.tokens == []  # eos 5 at once
+    (beam,), = beam_search(step, state, lens, limit, beam=2, alpha=0.0, nbest=1, min_len=2,
+                           bos=7, eos=5)
+    assert beam.tokens == [6, 6]  # 5 blocked for two steps, then chosen as eos
+    assert (IDS["bos"], IDS["eos"]) == (BOS_ID, EOS_ID)
     assert LIMITS["max_len_a"] > 0

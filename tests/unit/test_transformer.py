@@ -10,8 +10,7 @@ from seq2seq.decoding.beam_search import beam_search
 from seq2seq.decoding.greedy import greedy_decode
 from seq2seq.models.attention import LuongGeneralAttention
 from seq2seq.models.contract import EncoderOutput
-from seq2seq.models.decoder import RNNDecoder
-from seq2seq.models.encoder import RNNEncoder
+from seq2seq.models.rnn import RNNDecoder, RNNEncoder
 from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.models.transformer import TransformerDecoder, TransformerEncoder, sinusoids
 from seq2seq.precision import cast_weights
@@ -150,7 +149,8 @@ def test_index_select_reorders_caches_and_keeps_the_source_side():
         _, state, _ = model.decoder.step(tgt_in[:, t].repeat_interleave(K), state)
     rows = torch.tensor([1, 1, 2, 3, 5, 4])  # each row stays within its sentence's block
     moved, copied = state.index_select(rows, same_source=True), state.index_select(rows)
-    assert moved.memory_keys is state.memory_keys and moved.src_mask is state.src_mask
+    assert all(a is b for a, b in zip(moved.memory_keys, state.memory_keys, strict=True))
+    assert moved.src_mask is state.src_mask
     assert moved.position == copied.position == 2
     for a, b, full in zip(moved.self_keys, copied.self_keys, state.self_keys, strict=True):
         torch.testing.assert_close(a, b)
