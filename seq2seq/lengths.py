@@ -12,14 +12,11 @@ settings of test/bleu (seq2seq.metrics), so the "all" column is the run's test B
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -27,9 +24,8 @@ from seq2seq.data import multi30k
 from seq2seq.data.corpus import ParallelText, files_label, read_lines, read_parallel
 from seq2seq.data.errors import DataError
 from seq2seq.metrics import corpus_scores
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from seq2seq.plotting import bleu_by_length_figure, save_figure
+from seq2seq.record import FILENAME, RunRecord, format_bleu, run_labels
 
 DEFAULT_BUCKETS = "1-8,9-12,13-16,17-20,21-25,26+"
 _RANGE = re.compile(r"(\d+)-(\d+)|(\d+)\+")
@@ -112,30 +108,18 @@ def bleu_by_length(sources: list[str], references: list[str], hypotheses: list[s
 # -- a run's files --------------------------------------------------------------------------
 
 
-def load_results(run_dir: Path) -> dict:
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; point at a run dir whose training finished "
-                        "(train.py writes results.json at the end)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e}); the run's training did not finish "
-                        "writing it, or it was edited: train or rescore the run again") from None
-
-
-def hypothesis_path(run_dir: Path, results: dict, test_set: str, beam: bool) -> Path:
+def hypothesis_path(run_dir: Path, record: RunRecord, test_set: str, beam: bool) -> Path:
     """translations/<test_set>.hyp.txt (the run's own search), or with `beam`
     translations/test.beam<N>.hyp.txt (N: the run's test/beam; the headline test set only)."""
     folder = run_dir / "translations"
-    headline = (results.get("test_sets") or ["test"])[0]
+    headline = record.headline_test_set
     if not beam:
         path = folder / f"{test_set}.hyp.txt"
     elif test_set not in ("test", headline):
         raise DataError(f"--beam: {run_dir} has beam translations of its headline test set "
                         f"{headline} only; drop --test-set {test_set} or --beam")
     else:
-        n = results.get("metrics", {}).get("test/beam")
+        n = record.metrics.get("test/beam")
         found = sorted(folder.glob("test.beam*.hyp.txt"))
         if n:
             path = folder / f"test.beam{int(n)}.hyp.txt"
@@ -168,12 +152,12 @@ def _anchored(spec, cwd: Path):
     return [str(cwd / s) for s in spec]
 
 
-def run_test_files(run_dir: Path, results: dict, test_set: str) -> tuple[object, object]:
+def run_test_files(run_dir: Path, record: RunRecord, test_set: str) -> tuple[object, object]:
     """The source and reference files (a path, or a list/glob for data=parallel_files) of
     `test_set` of a run, from its .hydra/config.yaml, else Multi30k under SEQ2SEQ_DATA_DIR."""
     cfg, cwd = _hydra_cfg(run_dir)
     data = cfg.data if cfg is not None else None
-    headline = (results.get("test_sets") or ["test"])[0]
+    headline = record.headline_test_set
     name = headline if test_set == "test" else test_set
     if data is not None and "root" not in data:  # data=parallel_files: one test set, "test"
         test = data.get("test")
@@ -188,24 +172,12 @@ def run_test_files(run_dir: Path, results: dict, test_set: str) -> tuple[object,
         root = os.environ.get("SEQ2SEQ_DATA_DIR", "data")
     if name not in multi30k.TEST_SETS:
         raise DataError(f"{run_dir}: {name!r} is not a Multi30k test set; give --src and --ref")
-    langs = results["config"]["src_lang"], results["config"]["tgt_lang"]
+    langs = record.config.src_lang, record.config.tgt_lang
+    if None in langs:
+        raise DataError(f"{run_dir / FILENAME}: names no source or target language; give "
+                        "--src and --ref")
     return tuple(os.path.normpath(multi30k.split_path(cwd / str(root), name, lang))
                  for lang in langs)
-
-
-def run_labels(run_dirs: list[Path], results: list[dict]) -> list[str]:
-    """'name enc/dec/attention src-tgt', with the run dir's name (then its path) added where
-    that alone does not tell the runs apart."""
-    def base(r: dict) -> str:
-        c = r.get("config", {})
-        return (f"{r.get('name')} {c.get('encoder')}/{c.get('decoder')}/{c.get('attention')} "
-                f"{c.get('src_lang')}-{c.get('tgt_lang')}")
-
-    labels = [base(r) for r in results]
-    for more in (lambda p: p.name, str):
-        labels = [f"{lab} ({more(p)})" if labels.count(lab) > 1 else lab
-                  for lab, p in zip(labels, run_dirs, strict=True)]
-    return labels
 
 
 def score_runs(run_dirs: list[str | Path], buckets: list[Bucket], test_set: str | None = None,
@@ -214,15 +186,15 @@ def score_runs(run_dirs: list[str | Path], buckets: list[Bucket], test_set: str 
     """Each run's BLEU by length on `test_set` (default: its headline test set). `src` and
     `ref` replace the run's test files. Raises DataError naming the file at fault."""
     dirs = [Path(d) for d in run_dirs]
-    results = [load_results(d) for d in dirs]
+    records = [RunRecord.read(d / FILENAME) for d in dirs]
     texts: dict[tuple, ParallelText] = {}
     scores = []
-    for run_dir, res, label in zip(dirs, results, run_labels(dirs, results), strict=True):
-        name = test_set or (res.get("test_sets") or ["test"])[0]
-        hyp_path = hypothesis_path(run_dir, res, name, beam)
+    for run_dir, record, label in zip(dirs, records, run_labels(dirs, records), strict=True):
+        name = test_set or record.headline_test_set
+        hyp_path = hypothesis_path(run_dir, record, name, beam)
         src_spec, ref_spec = src, ref
         if not (src and ref):
-            run_src, run_ref = run_test_files(run_dir, res, name)
+            run_src, run_ref = run_test_files(run_dir, record, name)
             src_spec, ref_spec = src or run_src, ref or run_ref
         key = (str(src_spec), str(ref_spec))
         if key not in texts:
@@ -242,10 +214,6 @@ def score_runs(run_dirs: list[str | Path], buckets: list[Bucket], test_set: str 
 # -- table and plot -------------------------------------------------------------------------
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
 def table(scores: list[LengthScores], what: str) -> str:
     """A markdown table, one row per run: `what` is "bleu", "bleu_lc" or "counts"."""
     labels = [b.label for b in scores[0].buckets]
@@ -258,32 +226,19 @@ def table(scores: list[LengthScores], what: str) -> str:
             row = [s.label, str(s.hypotheses), s.sources, *map(str, s.counts), str(s.total)]
         else:
             lc = what == "bleu_lc"
-            row = [s.label, *map(_fmt, s.bleu_lc if lc else s.bleu),
-                   _fmt(s.all_bleu_lc if lc else s.all_bleu)]
+            row = [s.label, *map(format_bleu, s.bleu_lc if lc else s.bleu),
+                   format_bleu(s.all_bleu_lc if lc else s.all_bleu)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot_bleu_by_length(scores: list[LengthScores], path: Path, title: str = "") -> None:
+def lengths_figure(scores: list[LengthScores], title: str = ""):
     """Cased BLEU against source-length bucket, one line per run (an empty bucket: a gap);
-    the sentence counts go under the bucket names when every run has the same."""
+    the sentence counts go under the bucket names when every run has the same -> Figure."""
     buckets = [b.label for b in scores[0].buckets]
     if all(s.counts == scores[0].counts for s in scores):
         buckets = [f"{b}\n({n})" for b, n in zip(buckets, scores[0].counts, strict=True)]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = range(len(buckets))
-    for s in scores:
-        ax.plot(x, [math.nan if b is None else b for b in s.bleu], marker="o", label=s.label)
-    ax.set_xticks(list(x), buckets, fontsize=8)
-    ax.set_xlabel("source sentence length (words)")
-    ax.set_ylabel("BLEU")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return bleu_by_length_figure(buckets, [(s.label, s.bleu) for s in scores], title)
 
 
 def default_out(run_dirs: list[str | Path]) -> Path:
@@ -308,7 +263,7 @@ def write_lengths(run_dirs: list[str | Path], out: str | Path | None = None,
     search = "beam translations (test.beam<N>.hyp.txt)" if beam else \
         "translations of the run's own search (<test set>.hyp.txt)"
     which = ", ".join(dict.fromkeys(s.test_set for s in scores))
-    plot_bleu_by_length(scores, out / "bleu_by_length.png", f"{which}, {search}")
+    save_figure(lengths_figure(scores, f"{which}, {search}"), out / "bleu_by_length.png")
     outside = [f"{s.label}: {s.total - sum(s.counts)}" for s in scores
                if s.total > sum(s.counts)]
     note = f"\nSentences in no bucket (counted in \"all\" only): {', '.join(outside)}.\n" \

@@ -1,17 +1,22 @@
-"""Compare runs from their local files: each run dir's results.json (written at the end of
-train.py) and csv/metrics.csv (the CSV logger), into a markdown table and PNG plots."""
+"""Compare runs from their local files: each run dir's results.json (its RunRecord, written at
+the end of train.py) and csv/metrics.csv (the CSV logger), into a markdown table and PNG plots."""
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from seq2seq.plotting import bleu_by_run_figure, save_figure, val_bleu_figure
+from seq2seq.record import (
+    FILENAME,
+    RunRecord,
+    format_bleu,
+    format_minutes,
+    format_number,
+    format_params,
+    format_rate,
+)
 
 COLUMNS = ("run", "direction", "encoder", "decoder", "attention", "ls", "ss", "params",
            "val BLEU", "test BLEU", "test BLEU (lc)", "beam", "beam BLEU", "beam BLEU (lc)",
@@ -20,18 +25,18 @@ COLUMNS = ("run", "direction", "encoder", "decoder", "attention", "ls", "ss", "p
 
 @dataclass
 class Run:
-    """One finished run: its folder, results.json content and validation BLEU curve."""
+    """One finished run: its folder, record (results.json) and validation BLEU curve."""
 
     path: Path
-    results: dict
+    record: RunRecord
     val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/bleu)
     # (wall-clock minutes since training began, val/bleu): runs that log val/minutes
     val_clock: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        c = self.results["config"]
-        return f"{c['encoder']}/{c['attention']} {c['src_lang']}-{c['tgt_lang']}"
+        """The run's dir name and its record's label, as the plots show it."""
+        return f"{self.path.name}: {self.record.label}"
 
 
 def _val_curves(metrics_csv: Path) -> tuple[list[tuple[int, float]], list[tuple[float, float]]]:
@@ -47,23 +52,20 @@ def _val_curves(metrics_csv: Path) -> tuple[list[tuple[int, float]], list[tuple[
 
 
 def load_runs(root: str | Path) -> list[Run]:
-    """Every run under `root` (a sweep dir, or a single run dir) that finished, by path."""
+    """Every run under `root` (a sweep dir, or a single run dir) that finished, by path.
+    Raises RunRecordError (a ValueError) naming a damaged results.json."""
     runs = []
-    for res in sorted(Path(root).rglob("results.json")):
-        results = json.loads(res.read_text(encoding="utf-8"))
-        runs.append(Run(res.parent, results, *_val_curves(res.parent / "csv" / "metrics.csv")))
+    for res in sorted(Path(root).rglob(FILENAME)):
+        runs.append(Run(res.parent, RunRecord.read(res),
+                        *_val_curves(res.parent / "csv" / "metrics.csv")))
     return runs
-
-
-def _fmt(x, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def _best_val_bleu(r: Run) -> float | None:
     """The best validation BLEU of a run: its monitored best when the monitor is val/bleu,
     else the highest point of its validation curve."""
-    if r.results.get("monitor", "val/bleu") == "val/bleu":
-        return r.results["metrics"].get("val/bleu_best", r.results["metrics"].get("val/bleu"))
+    if r.record.monitor == "val/bleu":
+        return r.record.metrics.get("val/bleu_best", r.record.metrics.get("val/bleu"))
     return max((bleu for _, bleu in r.val_curve), default=None)
 
 
@@ -72,8 +74,8 @@ def scored_test_sets(runs: list[Run]) -> list[str]:
     test/<name>/bleu), in order of first appearance."""
     names: dict[str, None] = {}
     for r in runs:
-        for name in r.results.get("test_sets", []):
-            if f"test/{name}/bleu" in r.results["metrics"]:
+        for name in r.record.test_sets:
+            if f"test/{name}/bleu" in r.record.metrics:
                 names[name] = None
     return list(names)
 
@@ -82,7 +84,7 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
     """A markdown table, one row per run, best test BLEU first (the headline test set's).
     When the runs hold more than one test set between them, each set's BLEU has a column."""
     def key(r):
-        return -(r.results["metrics"].get("test/bleu") or -1.0)
+        return -(r.record.metrics.get("test/bleu") or -1.0)
 
     sets = scored_test_sets(runs)
     sets = sets if len(sets) > 1 else []
@@ -90,17 +92,16 @@ def table(runs: list[Run], root: str | Path | None = None) -> str:
     columns = (*COLUMNS[:at], *(f"{name} BLEU" for name in sets), *COLUMNS[at:])
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for r in sorted(runs, key=key):
-        c, m = r.results["config"], r.results["metrics"]
+        c, m = r.record.config, r.record.metrics
         name = str(r.path.relative_to(root)) if root else r.path.name
-        row = (name, f"{c['src_lang']}->{c['tgt_lang']}", c["encoder"], c["decoder"],
-               c["attention"], _fmt(c["label_smoothing"], 1), c["scheduled_sampling"],
-               f"{r.results['params'] / 1e6:.1f}M",
-               _fmt(_best_val_bleu(r)),
-               _fmt(m.get("test/bleu")), _fmt(m.get("test/bleu_lc")),
-               *(_fmt(m.get(f"test/{name}/bleu")) for name in sets),
-               _fmt(m.get("test/beam"), 0), _fmt(m.get("test/bleu_beam")),
-               _fmt(m.get("test/bleu_lc_beam")),
-               f"{r.results['train_tokens_per_s']:.0f}", f"{r.results['seconds'] / 60:.1f} min")
+        row = (name, c.direction, c.encoder or "-", c.decoder or "-", c.attention or "-",
+               format_number(c.label_smoothing, 1), c.scheduled_sampling or "-",
+               format_params(r.record.params), format_bleu(_best_val_bleu(r)),
+               format_bleu(m.get("test/bleu")), format_bleu(m.get("test/bleu_lc")),
+               *(format_bleu(m.get(f"test/{name}/bleu")) for name in sets),
+               format_number(m.get("test/beam"), 0), format_bleu(m.get("test/bleu_beam")),
+               format_bleu(m.get("test/bleu_lc_beam")),
+               format_rate(r.record.train_tokens_per_s), format_minutes(r.record.seconds))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -133,54 +134,28 @@ def budget_table(runs: list[Run], budgets: list[float], root: str | Path | None 
             "last validation (minute)"]
     lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for r in clocked:
-        c = r.results["config"]
-        cells = [_fmt(best_within(r.val_clock, b)) for b in budgets]
+        cells = [format_bleu(best_within(r.val_clock, b)) for b in budgets]
         top = max(r.val_clock, key=lambda p: p[1])
         name = str(r.path.relative_to(root)) if root else r.path.name
-        lines.append("| " + " | ".join([f"{name}: {r.label}", f"{c['src_lang']}->"
-                                        f"{c['tgt_lang']}", *cells,
-                                        f"{top[1]:.2f} ({top[0]:.1f})",
+        lines.append("| " + " | ".join([f"{name}: {r.record.label}", r.record.config.direction,
+                                        *cells, f"{format_bleu(top[1])} ({top[0]:.1f})",
                                         f"{r.val_clock[-1][0]:.1f}"]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot_bleu(runs: list[Run], path: Path) -> None:
-    """Test BLEU (cased and lowercased) by run, as a horizontal bar chart."""
-    runs = sorted(runs, key=lambda r: r.results["metrics"].get("test/bleu") or 0.0)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(runs) + 1.5))
-    y = range(len(runs))
-    ax.barh([i - 0.2 for i in y], [r.results["metrics"].get("test/bleu") or 0 for r in runs],
-            height=0.4, label="cased")
-    ax.barh([i + 0.2 for i in y], [r.results["metrics"].get("test/bleu_lc") or 0 for r in runs],
-            height=0.4, label="lowercased")
-    ax.set_yticks(list(y), [f"{r.path.name}: {r.label}" for r in runs], fontsize=8)
-    ax.set_xlabel("test BLEU")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def bleu_figure(runs: list[Run]):
+    """Test BLEU (cased and lowercased) by run, as a horizontal bar chart -> Figure."""
+    runs = sorted(runs, key=lambda r: r.record.metrics.get("test/bleu") or 0.0)
+    return bleu_by_run_figure([r.label for r in runs],
+                              [r.record.metrics.get("test/bleu") or 0 for r in runs],
+                              [r.record.metrics.get("test/bleu_lc") or 0 for r in runs])
 
 
-def plot_curves(runs: list[Run], path: Path) -> None:
+def curves_figure(runs: list[Run]):
     """Validation BLEU against training steps, one line per run; beside it, against the wall
-    clock when any run logged val/minutes."""
-    clocked = any(r.val_clock for r in runs)
-    fig, axes = plt.subplots(1, 2 if clocked else 1, figsize=(12 if clocked else 7, 4.5),
-                             squeeze=False)
-    panels = [(axes[0][0], "val_curve", "step")]
-    if clocked:
-        panels.append((axes[0][1], "val_clock", "minutes since training began"))
-    for ax, attr, xlabel in panels:
-        for r in runs:
-            if getattr(r, attr):
-                x, bleu = zip(*getattr(r, attr), strict=True)
-                ax.plot(x, bleu, marker="o", label=f"{r.path.name}: {r.label}")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("val BLEU")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    clock when any run logged val/minutes -> Figure."""
+    return val_bleu_figure([(r.label, r.val_curve) for r in runs],
+                           [(r.label, r.val_clock) for r in runs])
 
 
 DEFAULT_BUDGETS = "10,20,30,45,60,90,120"
@@ -194,12 +169,12 @@ def write_report(root: str | Path, out: str | Path | None = None,
     minutes = parse_budgets(budgets)
     runs = load_runs(root)
     if not runs:
-        raise FileNotFoundError(f"no results.json under {root}: point at a sweep or run dir "
+        raise FileNotFoundError(f"no {FILENAME} under {root}: point at a sweep or run dir "
                                 "whose training finished")
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
-    plot_bleu(runs, out / "bleu_by_run.png")
-    plot_curves(runs, out / "val_curves.png")
+    save_figure(bleu_figure(runs), out / "bleu_by_run.png")
+    save_figure(curves_figure(runs), out / "val_curves.png")
     md = f"# Runs under {root}\n\n{table(runs, root)}\n"
     if any(r.val_clock for r in runs):
         md += ("## The same budget\n\nBest validation BLEU within each budget of wall-clock "

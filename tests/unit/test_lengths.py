@@ -13,14 +13,8 @@ import pytest
 import sacrebleu
 
 from seq2seq.data.errors import DataError
-from seq2seq.lengths import (
-    DEFAULT_BUCKETS,
-    Bucket,
-    parse_buckets,
-    run_labels,
-    score_runs,
-    write_lengths,
-)
+from seq2seq.lengths import DEFAULT_BUCKETS, Bucket, parse_buckets, score_runs, write_lengths
+from seq2seq.record import RunRecord, run_labels
 from tests.conftest import ROOT
 
 NOUNS = ("man", "woman", "dog", "child", "girl", "boy", "cat", "horse", "bird", "worker")
@@ -167,8 +161,8 @@ def test_beam_scores_the_runs_beam_file(tmp_path, files):
 
 def test_runs_alike_in_config_are_told_apart_by_folder(tmp_path):
     a, b, c = _run(tmp_path, "a"), _run(tmp_path, "b"), _run(tmp_path, "c", encoder="lstm")
-    results = [json.loads((d / "results.json").read_text()) for d in (a, b, c)]
-    labels = run_labels([a, b, c], results)
+    records = [RunRecord.read(d / "results.json") for d in (a, b, c)]
+    labels = run_labels([a, b, c], records)
     assert labels == ["fake gru/gru/bahdanau de-en (a)", "fake gru/gru/bahdanau de-en (b)",
                       "fake lstm/gru/bahdanau de-en"]
 
