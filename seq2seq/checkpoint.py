@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from seq2seq import CONF_DIR
 from seq2seq.atomic import atomic_open
 from seq2seq.models.ensemble import Ensemble
+from seq2seq.models.seq2seq import MOVED
 from seq2seq.module import Seq2SeqModule
 from seq2seq.scheduled_sampling import SCHEDULES
 
@@ -79,9 +80,13 @@ def _upgraded(config: dict) -> dict:
     """A checkpoint's module config as the loading code expects it. Keys added since the
     checkpoint was written take their conf/ values (train.yaml's sections, the optimizer's file,
     the default model's top-level keys and the encoder and decoder files of the checkpoint's
-    cells); scheduled-sampling keys its schedule does not read are dropped."""
+    cells); class paths that have moved take their new place (seq2seq/models/seq2seq.py,
+    MOVED); scheduled-sampling keys its schedule does not read are dropped."""
     train_yaml = _yaml("train.yaml")
     model = dict(config.get("model", {}))
+    for part in ("encoder", "attention", "decoder"):
+        if isinstance(model.get(part), dict) and model[part].get("_target_") in MOVED:
+            model[part] = {**model[part], "_target_": MOVED[model[part]["_target_"]]}
     for part in ("encoder", "decoder"):
         if isinstance(model.get(part), dict) and model[part].get("cell") in ("lstm", "gru"):
             model[part] = _filled(model[part], _yaml("model", part, f"{model[part]['cell']}.yaml"))
