@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -31,6 +30,7 @@ from seq2seq.precision import (
     resolve_precision,
 )
 from seq2seq.provenance import describe, provenance
+from seq2seq.record import FILENAME, RunConfig, RunRecord
 from seq2seq.translation import beam_test_scores
 
 log = logging.getLogger(__name__)
@@ -215,39 +215,42 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
 
 def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer,
                    metrics: dict, n_params: int, seconds: float) -> None:
-    """<run dir>/results.json: one run's summary, read by experiments/report.py."""
+    """<run dir>/results.json: the run's RunRecord (seq2seq/record.py), read by report.py and
+    lengths.py; its headline figures also go into a W&B run's summary."""
     data, model = module.config["data"], module.model
-    results = {
-        "name": cfg.get("name"),
-        "config": {
-            "src_lang": data["src"], "tgt_lang": data["tgt"],
-            "encoder": model.encoder.describe(), "decoder": model.decoder.describe(),
-            "attention": model.decoder.attention_name(),
-            "label_smoothing": cfg.loss.label_smoothing,
-            "scheduled_sampling": cfg.scheduled_sampling.schedule,
-            "beam": cfg.decode.beam,
-        },
-        "overrides": _overrides(),
-        "params": n_params,
-        "test_sets": list(module.test_scores),  # names, the headline set (test/*) first
-        "monitor": cfg.monitor.metric,
-        "monitor_best": metrics.get(f"{cfg.monitor.metric}_best",
-                                    metrics.get(cfg.monitor.metric)),
-        "metrics": metrics,
-        "epochs": trainer.current_epoch, "steps": trainer.global_step,
-        "train_tokens_per_s": module.train_tokens / max(module.train_seconds, 1e-9),
-        "seconds": seconds,
-        "devices": trainer.world_size, "accelerator": type(trainer.accelerator).__name__,
-        "precision": {"requested": str(cfg.trainer.precision),
-                      "used": str(trainer.precision_plugin.precision),
-                      "cpu": cpu_features()},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "provenance": module.config["provenance"],
-    }
     fitters = [c for c in trainer.callbacks if isinstance(c, ScheduleToTime)]
-    if fitters:  # optim.fit_to_time: where the schedule ended, and what it measured
-        results["schedule_to_time"] = fitters[0].plan
-    atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
+    record = RunRecord(
+        name=cfg.get("name"),
+        config=RunConfig(
+            src_lang=data["src"], tgt_lang=data["tgt"],
+            encoder=model.encoder.describe(), decoder=model.decoder.describe(),
+            attention=model.decoder.attention_name(),
+            label_smoothing=cfg.loss.label_smoothing,
+            scheduled_sampling=cfg.scheduled_sampling.schedule,
+            beam=cfg.decode.beam,
+        ),
+        overrides=_overrides(),
+        params=n_params,
+        test_sets=list(module.test_scores),  # names, the headline set (test/*) first
+        monitor=cfg.monitor.metric,
+        monitor_best=metrics.get(f"{cfg.monitor.metric}_best", metrics.get(cfg.monitor.metric)),
+        metrics=metrics,
+        epochs=trainer.current_epoch, steps=trainer.global_step,
+        train_tokens_per_s=module.train_tokens / max(module.train_seconds, 1e-9),
+        seconds=seconds,
+        devices=trainer.world_size, accelerator=type(trainer.accelerator).__name__,
+        precision={"requested": str(cfg.trainer.precision),
+                   "used": str(trainer.precision_plugin.precision),
+                   "cpu": cpu_features()},
+        machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+        provenance=module.config["provenance"],
+        # optim.fit_to_time: where the schedule ended, and what it measured
+        schedule_to_time=fitters[0].plan if fitters else None,
+    )
+    record.write(run_dir / FILENAME)
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.experiment.summary.update(record.headline())
 
 
 def _overrides() -> list[str]:
