@@ -3,12 +3,18 @@ one batcher of training, evaluation, translation and reranking."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
+from seq2seq.data.buckets import (
+    cut_batches,
+    integers,
+    length_order,
+    permute,
+    split_to_multiple,
+)
 from seq2seq.data.errors import DataError
 
 
@@ -44,7 +50,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise DataError("set exactly one of data.max_tokens and data.batch_size")
         # kept in their own (small) integer type: at tens of millions of examples int64 copies
         # would cost every rank hundreds of MiB
-        self.src_lengths, self.tgt_lengths = _integers(src_lengths), _integers(tgt_lengths)
+        self.src_lengths, self.tgt_lengths = integers(src_lengths), integers(tgt_lengths)
         longest = int(max(self.src_lengths.max(initial=0), self.tgt_lengths.max(initial=0)))
         if max_tokens is not None and max_tokens < longest:
             raise DataError(
@@ -78,33 +84,18 @@ class BucketBatchSampler(Sampler[list[int]]):
             return self._cache[1], self._cache[2]
         n = len(self.src_lengths)
         rng = np.random.default_rng(self.seed + self.epoch)
-        order = _length_order(self.src_lengths, self.tgt_lengths,
+        order = length_order(self.src_lengths, self.tgt_lengths,
                               rng.permutation(n) if self.shuffle else None)
         starts = self._cut(np.maximum(self.src_lengths[order], self.tgt_lengths[order]))
         if self.shuffle:
-            order, starts = _permute(order, starts, rng.permutation(len(starts) - 1))
-        order, starts = _split_to_multiple(order, starts, self.num_replicas)
+            order, starts = permute(order, starts, rng.permutation(len(starts) - 1))
+        order, starts = split_to_multiple(order, starts, self.num_replicas)
         order = order.astype(np.min_scalar_type(max(n - 1, 0)), copy=False)
         self._cache = (self.epoch, order, starts)
         return order, starts
 
     def _cut(self, sizes: np.ndarray) -> np.ndarray:
-        """Batch starts [n_batches + 1] over examples of `sizes` [N] in batch order: fixed
-        counts, or greedily as many examples as fit the budget with the batch's longest one (a
-        loop over batches, not examples: each batch looks at a window of the examples that
-        could still fit)."""
-        n = len(sizes)
-        if self.batch_size is not None:
-            return np.append(np.arange(0, n, self.batch_size), n).astype(np.int64)
-        budget, starts, s = self.max_tokens, [0], 0
-        while s < n:
-            # (k + 1) * longest >= (k + 1) * sizes[s]: no batch from s holds more than this
-            window = sizes[s : s + budget // max(int(sizes[s]), 1) + 1]
-            padded = np.arange(1, len(window) + 1) * np.maximum.accumulate(window)
-            over = np.flatnonzero(padded[1:] > budget)
-            s += int(over[0]) + 1 if len(over) else len(window)
-            starts.append(s)
-        return np.asarray(starts, dtype=np.int64)
+        return cut_batches(sizes, self.max_tokens, self.batch_size)
 
     def _all_batches(self) -> list[list[int]]:
         """This epoch's batches of all ranks, as lists (small inputs and tests)."""
@@ -165,55 +156,7 @@ def ordered_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], max_
     """Batches for evaluation, translation and rescoring: every example once, in length order,
     under a budget of `max_tokens` padded tokens raised to the longest example so that each
     one fits. Lengths as in BucketBatchSampler (eos / bos included)."""
-    src_lengths, tgt_lengths = _integers(src_lengths), _integers(tgt_lengths)
+    src_lengths, tgt_lengths = integers(src_lengths), integers(tgt_lengths)
     longest = max(int(src_lengths.max(initial=1)), int(tgt_lengths.max(initial=1)))
     return BucketBatchSampler(src_lengths, tgt_lengths, max_tokens=max(max_tokens, longest),
                               shuffle=False, num_replicas=num_replicas, rank=rank)
-
-
-def _integers(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
-    """`lengths` as a NumPy integer array, in its own type when it is one (no copy)."""
-    array = np.asarray(lengths)
-    return array if np.issubdtype(array.dtype, np.integer) else array.astype(np.int64)
-
-
-def _length_order(src_lengths: np.ndarray, tgt_lengths: np.ndarray, tie: np.ndarray | None
-                  ) -> np.ndarray:
-    """Example ids [N] sorted by (target length, source length), ties in the order they have in
-    `tie` ([N], a permutation of the ids; None: by id): a stable sort of the permuted ids on one
-    integer key, a radix sort when the key fits 16 bits. Linear time, unlike np.lexsort with
-    random floats as the tie breaker (n log n, 2.05 s at 4.5 million against 0.3 s)."""
-    first = np.arange(len(src_lengths)) if tie is None else tie
-    key = tgt_lengths.astype(np.int64) * (int(src_lengths.max(initial=0)) + 1) + src_lengths
-    key = key.astype(np.min_scalar_type(int(key.max(initial=0))))
-    return first[np.argsort(key[first], kind="stable")]
-
-
-def _permute(order: np.ndarray, starts: np.ndarray, perm: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """The batches (order, starts) in the order `perm` [n_batches] gives them."""
-    sizes = np.diff(starts)[perm]
-    new_starts = np.concatenate(([0], np.cumsum(sizes)))
-    # example k of the new order is at old position starts[perm[b]] + (k - new_starts[b])
-    batch = np.repeat(np.arange(len(perm)), sizes)
-    src = starts[perm][batch] + np.arange(len(order)) - new_starts[batch]
-    return order[src], new_starts.astype(np.int64)
-
-
-def _split_to_multiple(order: np.ndarray, starts: np.ndarray, world: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Halve the largest batches until the batch count is a multiple of `world` (the examples'
-    order stays; only batch boundaries are added)."""
-    count = len(starts) - 1
-    if world <= 1 or count % world == 0:
-        return order, starts
-    need = math.ceil(count / world) * world - count
-    if count + need < world or len(order) < count + need:
-        raise DataError(
-            f"not enough examples to give each of {world} ranks a batch; use fewer devices"
-        )
-    bounds = starts.tolist()
-    for _ in range(need):
-        j = max(range(len(bounds) - 1), key=lambda k: bounds[k + 1] - bounds[k])
-        bounds.insert(j + 1, bounds[j] + (bounds[j + 1] - bounds[j]) // 2)
-    return order, np.asarray(bounds, dtype=np.int64)

@@ -1,9 +1,19 @@
 """Search options: the `decode` section of conf/train.yaml (and translate.py's overrides), as one
-dataclass every search reads."""
+dataclass every search reads. Plain Python: the torch-free runtime reads it too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+
+# conf/train.yaml's decode section, which stays where the values are chosen and explained
+# (tests/unit/test_config.py holds the two equal): what the torch-free runtime, which reads no
+# YAML, decodes with when an export's own `decode` defaults predate an option
+DEFAULTS = {"beam": 1, "alpha": 0.6, "coverage": 0.0, "no_repeat_ngram_size": 0, "min_len": 0,
+            "max_len_a": 1.5, "max_len_b": 10, "nbest": 1, "sample": False, "temperature": 1.0,
+            "top_k": 0, "top_p": 1.0, "seed": None}
+# translate.py's padded source tokens per batch (conf/translate.yaml's max_tokens), the
+# runtime's default too
+MAX_TOKENS = 4000
 
 
 class DecodeConfigError(ValueError):

@@ -7,34 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq.data.buckets import ordered_batch_lists
+from seq2seq.decoding.options import DEFAULTS, MAX_TOKENS
 from seq2seq.runtime.bundle import Bundle
 from seq2seq.runtime.search import Hypothesis, beam_search, max_output_length, sample
 
 log = logging.getLogger(__name__)
 
-MAX_TOKENS = 4000  # padded source tokens per batch, as translate.py's default
-# search options besides beam, nbest, alpha and max_len_a/b, with the values they take when an
-# export's decode defaults predate them (conf/train.yaml's decode section)
-SEARCH_DEFAULTS = {"coverage": 0.0, "no_repeat_ngram_size": 0, "min_len": 0, "sample": False,
-                   "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": None}
-SEARCH_OPTIONS = tuple(SEARCH_DEFAULTS)
-
-
-def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
-    """Positions of `lengths` in batches of similar length whose padded size (count x longest)
-    stays within max_tokens (raised to the longest): the batches translate.py forms
-    (seq2seq/data/sampler.py, ordered_batches), in the same order."""
-    if not lengths:
-        return []
-    order = np.argsort(np.asarray(lengths), kind="stable").tolist()
-    budget = max(max_tokens, max(lengths))
-    batches, current = [], []
-    for i in order:
-        if current and (len(current) + 1) * lengths[i] > budget:
-            batches.append(current)
-            current = []
-        current.append(i)
-    return batches + [current]
+# the search options `translate` takes by name (the others have arguments of their own)
+SEARCH_OPTIONS = tuple(k for k in DEFAULTS
+                       if k not in ("beam", "nbest", "alpha", "max_len_a", "max_len_b"))
 
 
 def source_batch(ids: list[list[int]], eos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,7 +63,8 @@ class Translator:
         nbest_lists: list[list[Hypothesis]] = [[] for _ in texts]
         rows = [i for i, s in enumerate(ids) if s]
         seed = opts.get("seed")  # every batch starts from it, as translate.py's sampling
-        for batch in length_batches([len(ids[i]) + 1 for i in rows], self.max_tokens):
+        lengths = [len(ids[i]) + 1 for i in rows]  # translate.py's batches (data/sampler.py)
+        for batch in ordered_batch_lists(lengths, [0] * len(rows), self.max_tokens):
             idx = [rows[j] for j in batch]
             src, lengths, mask = source_batch([ids[i] for i in idx], self.eos)
             graphs = self.bundle.graphs
@@ -116,7 +99,7 @@ class Translator:
         if unknown:
             raise ValueError(f"{unknown[0]}: unknown search option; the options are beam, "
                              f"nbest, alpha, max_len_a, max_len_b, {', '.join(SEARCH_OPTIONS)}")
-        opts = {**SEARCH_DEFAULTS, **self.defaults,
+        opts = {**DEFAULTS, **self.defaults,
                 **{k: v for k, v in options.items() if v is not None}}
         for k, v in (("beam", beam), ("nbest", nbest), ("alpha", alpha),
                      ("max_len_a", max_len_a), ("max_len_b", max_len_b)):
