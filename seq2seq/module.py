@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.plugins.precision import MixedPrecision
 
+from seq2seq.clock import RunClock
 from seq2seq.corpus_stats import CorpusStats
 from seq2seq.data.batch import Batch
 from seq2seq.data.tokenizer import PAD_ID, UNK_ID, SubwordTokenizer
@@ -71,9 +72,9 @@ class Seq2SeqModule(L.LightningModule):
             {stage: CorpusStats(unk_id=UNK_ID) for stage in ("val", "test")})
         self._last_time: float | None = None
         self.train_tokens, self.train_seconds = 0, 0.0  # steady-state throughput, this process
-        # wall-clock seconds of fitting (validations included) in earlier processes of this
-        # run (a resumed run carries them in its checkpoints), and when this process began
-        self.wall_seconds_before, self._fit_started = 0.0, None
+        # seconds of training across resumes: `val/minutes`, and the schedule fitted to
+        # trainer.max_time (seq2seq/callbacks/schedule_to_time.py) reads it too
+        self.clock = RunClock()
         # of the last test, by test set name in the datamodule's order (the headline set first)
         self.test_scores: dict[str, Scores] = {}
         self.test_outputs: dict[str, dict[int, str]] = {}
@@ -83,24 +84,18 @@ class Seq2SeqModule(L.LightningModule):
     def set_tokenizers(self, src: SubwordTokenizer, tgt: SubwordTokenizer) -> None:
         self.src_tokenizer, self.tgt_tokenizer = src, tgt
 
-    def wall_seconds(self) -> float:
-        """Wall-clock seconds since the run began to fit, across resumes (validations
-        included): the budget `val/minutes` logs at each validation."""
-        here = time.perf_counter() - self._fit_started if self._fit_started is not None else 0
-        return self.wall_seconds_before + here
-
-    def on_fit_start(self) -> None:
-        self._fit_started = time.perf_counter()
+    def on_train_start(self) -> None:
+        self.clock.start()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["wall_seconds"] = self.wall_seconds()
+        self.clock.save(checkpoint)
         if self.src_tokenizer is not None:
             checkpoint["tokenizers"] = {
                 side: torch.frombuffer(bytearray(tok.model_proto), dtype=torch.uint8)
                 for side, tok in (("src", self.src_tokenizer), ("tgt", self.tgt_tokenizer))}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.wall_seconds_before = float(checkpoint.get("wall_seconds", 0.0))
+        self.clock.restore(checkpoint)
         toks = checkpoint.get("tokenizers")
         if toks:
             src = SubwordTokenizer(toks["src"].numpy().tobytes())
@@ -308,9 +303,9 @@ class Seq2SeqModule(L.LightningModule):
             self.corpus_stats["val"].reset()  # the first validation must not count these batches
             return
         self._score("val", ("val",))
-        # the run's wall clock at this validation, for BLEU at a fixed budget (report.py);
-        # ranks differ by milliseconds: the slowest one's
-        self.log("val/minutes", self.wall_seconds() / 60, sync_dist=True, reduce_fx="max")
+        # the run's clock at this validation, for BLEU at a fixed budget (report.py); ranks
+        # differ by milliseconds: the slowest one's
+        self.log("val/minutes", self.clock.elapsed() / 60, sync_dist=True, reduce_fx="max")
 
     def on_test_epoch_end(self) -> None:
         self.test_scores, self.test_outputs = {}, {}

@@ -166,19 +166,24 @@ def test_each_test_set_is_scored_on_its_own_and_the_first_is_the_headline():
         assert logged[f"test/b/{figure}"] != logged[f"test/{figure}"]
 
 
-def test_the_wall_clock_of_a_run_carries_over_a_resume():
+def test_the_run_clock_carries_over_a_resume():
     """val/minutes counts from the start of training across resumes: a checkpoint holds the
-    seconds so far, and a module restored from it starts its clock there."""
-    import time
+    seconds so far, once, and a module restored from it starts its clock there."""
+    from seq2seq.clock import RunClock
 
+    now = [100.0]
     tiny = ["model.emb_size=16", "model.encoder.hidden_size=12", "model.decoder.hidden_size=20"]
     first = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
-    assert first.wall_seconds() == 0.0  # not fitting yet
-    first._fit_started = time.perf_counter() - 30.0  # fitting for 30 s
+    first.clock = RunClock(now=lambda: now[0])
+    assert first.clock.elapsed() == 0.0  # not training yet
+    first.on_train_start()
+    now[0] += 30.0  # training for 30 s
     checkpoint: dict = {}
     first.on_save_checkpoint(checkpoint)
-    assert 30.0 <= checkpoint["wall_seconds"] < 35.0
+    assert checkpoint["run_clock"] == {"seconds": 30.0} and "wall_seconds" not in checkpoint
     resumed = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
+    resumed.clock = RunClock(now=lambda: now[0])
     resumed.on_load_checkpoint(checkpoint)
-    resumed.on_fit_start()
-    assert checkpoint["wall_seconds"] <= resumed.wall_seconds() < checkpoint["wall_seconds"] + 5
+    resumed.on_train_start()
+    now[0] += 5.0
+    assert resumed.clock.elapsed() == 35.0
