@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
-from seq2seq.callbacks.schedule_to_time import ScheduleToTime, schedule_to_time
+from seq2seq.callbacks.schedule_to_time import ScheduleToTime
 from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.data.errors import DataError
 from seq2seq.metrics import corpus_scores
@@ -94,9 +94,16 @@ def build_trainer(cfg: DictConfig, callbacks: list, loggers: list, module=None,
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
+    """The objects of a config group (callbacks, loggers), null entries left out; a bad option
+    raises the DataError that names it (Hydra would wrap it in an InstantiationException)."""
     if not group:
         return []
-    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+    try:
+        return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DataError):
+            raise e.__cause__ from None
+        raise
 
 
 def fit_steps(cfg: DictConfig, steps: int, callbacks: list | None = None, **trainer_args):
@@ -114,8 +121,24 @@ def fit_steps(cfg: DictConfig, steps: int, callbacks: list | None = None, **trai
     return datamodule, module, trainer
 
 
+# renamed config keys, kept in conf/ as null so that Hydra accepts them: a run that sets one
+# stops at once with its new spelling
+RENAMED = {
+    "optim.fit_to_time": "callbacks.schedule_to_time: callbacks=schedule_to_time turns the "
+                         "fitted schedule on (the time-limited recipes have it), "
+                         "callbacks.schedule_to_time=null turns it off",
+}
+
+
+def _refuse_renamed(cfg: DictConfig) -> None:
+    for old, new in RENAMED.items():
+        if OmegaConf.select(cfg, old) is not None:
+            raise DataError(f"{old} is now {new}")
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit a model as configured, then score it on the test split. Returns the final metrics."""
+    _refuse_renamed(cfg)
     start = time.perf_counter()
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -127,8 +150,6 @@ def train(cfg: DictConfig) -> dict:
     log.info("%s", describe(module.config["provenance"]))
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    if fitter := schedule_to_time(cfg.optim, cfg.trainer.get("max_time")):
-        callbacks.append(fitter)
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers, module)
     status = "failed"

@@ -1,4 +1,5 @@
-"""optim.fit_to_time: end the cosine schedule, and training, at the update trainer.max_time allows.
+"""callbacks.schedule_to_time: end the cosine schedule, and training, at the update
+trainer.max_time allows (conf/callbacks/schedule_to_time.yaml; off in the default callbacks).
 
 A recipe sized in updates for one machine runs out of time mid-schedule on a slower one: the
 max_time stop then comes at a high learning rate, which costs BLEU (Li et al. 2020, "Budgeted
@@ -8,20 +9,23 @@ trainer planned (max_steps, or max_epochs' updates). Training stops there, with 
 
 It plans once when the warmup ends (the warmup does not depend on the end, so the rate is
 continuous there) and again at the end of each validation, from the pace of the last updates and
-the validations measured; when nothing more fits, that validation is the last. The planned end
-is part of the scheduler's state, so a resumed run continues the same schedule until its next
-plan. On several devices rank 0's plan is broadcast, so every rank stops at the same update.
+the validations measured; when nothing more fits, that validation is the last. The time spent is
+the run's clock (seq2seq/clock.py, owned by the LightningModule: the one `val/minutes` logs),
+which checkpoints carry. The planned end is part of the scheduler's state, so a resumed run
+continues the same schedule until its next plan. On several devices rank 0's plan is
+broadcast, so every rank stops at the same update.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
 
+from seq2seq.clock import RunClock
+from seq2seq.data.errors import DataError
 from seq2seq.lr_schedule import WarmupSchedule
 
 log = logging.getLogger(__name__)
@@ -31,15 +35,13 @@ SKIPPED = 3         # first updates of a process: one-off costs (allocations, ke
 RECENT = 200        # updates whose mean is the pace a plan assumes
 
 
-def _now() -> float:
-    return time.perf_counter()
-
-
 def budget_seconds(max_time) -> float:
     """Seconds of trainer.max_time in any form Lightning takes ("DD:HH:MM:SS", a dict of
     timedelta arguments, a timedelta); None or empty -> 0."""
     if not max_time:
         return 0.0
+    if isinstance(max_time, Mapping):  # a DictConfig from the interpolation, too
+        max_time = dict(max_time)
     return float(Timer(duration=max_time).time_remaining())
 
 
@@ -60,25 +62,26 @@ def planned_end(step: int, remaining: float, per_update: float, per_validation: 
 
 
 class ScheduleToTime(L.Callback):
-    """Fit the end of a cosine `WarmupSchedule` to `max_seconds` of training (trainer.max_time).
+    """Fit the end of a cosine `WarmupSchedule` to `max_time` (trainer.max_time, in any form
+    Lightning takes) of training, as the module's run clock (`module.clock`) counts it.
 
     Plans at the end of the warmup and at the end of each validation; when the plan leaves no
-    update after a validation, training stops there with no second validation. reserve: the
-    share of the budget kept free for what is not measured (the slower update of a long batch,
-    other processes). clock: seconds, monotonic (tests pass a fake one). The plan is logged, and
-    `plan` (the planned end, seconds an update and a validation) goes into results.json."""
+    update after a validation, training stops there with no second validation. schedule: the
+    configured optim.schedule, checked when the callback is built (only a cosine schedule has an
+    end to move). reserve: the share of the budget kept free for what is not measured (the
+    slower update of a long batch, other processes). The plan is logged, and `plan` (the planned
+    end, seconds an update and a validation) goes into results.json."""
 
-    def __init__(self, max_seconds: float, reserve: float = 0.03,
-                 clock: Callable[[], float] | None = None):
-        if max_seconds <= 0:
-            raise ValueError("optim.fit_to_time=true fits the schedule to trainer.max_time, "
-                             "which is not set: give one, e.g. trainer.max_time=00:00:20:00")
-        self.max_seconds, self.reserve = float(max_seconds), reserve
-        self.clock = clock or _now
+    def __init__(self, max_time, schedule: str = "cosine", reserve: float = 0.03):
+        if schedule != "cosine":
+            raise DataError(not_cosine(schedule))
+        self.max_seconds, self.reserve = budget_seconds(max_time), reserve
+        if self.max_seconds <= 0:
+            raise DataError("callbacks.schedule_to_time fits the schedule to trainer.max_time, "
+                            "which is not set: give one, e.g. trainer.max_time=00:00:20:00")
+        self.clock: RunClock | None = None  # the module's, from setup()
         self.plan: dict | None = None
-        self.elapsed_before = 0.0   # training seconds of earlier processes of this run
-        self._started = None        # clock at this process's training start
-        self._last_end = None       # clock at the last training batch end
+        self._last_end = None       # clock at the last training batch end (None: not training)
         self._validation_started = 0.0
         self._after_validation = False  # the interval since the last batch end held one
         self._updates = []          # seconds of the updates with no validation in between
@@ -87,40 +90,38 @@ class ScheduleToTime(L.Callback):
         self._sanity_started = 0.0
         self._first = None          # global step at this process's first timed batch
 
-    # -- what a resumed run carries --------------------------------------------------------------
+    # -- what a resumed run carries (the time spent travels in the run clock's entry) -----------
 
     def state_dict(self) -> dict:
-        return {"elapsed": self.elapsed(), "plan": self.plan,
-                "validations": list(self._validations)}
+        return {"plan": self.plan, "validations": list(self._validations)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.elapsed_before = float(state.get("elapsed", 0.0))
         self.plan = state.get("plan")
         self._validations = list(state.get("validations", []))
 
-    def elapsed(self) -> float:
-        here = self.clock() - self._started if self._started is not None else 0.0
-        return self.elapsed_before + here
-
     # -- measuring ---------------------------------------------------------------------------------
 
+    def setup(self, trainer, module, stage: str) -> None:
+        self.clock = module.clock
+
     def on_sanity_check_start(self, trainer, module) -> None:
-        self._sanity_started = self.clock()
+        self._sanity_started = self.clock.now()
 
     def on_sanity_check_end(self, trainer, module) -> None:
-        self._sanity = (self.clock() - self._sanity_started, sum(trainer.num_sanity_val_batches))
+        self._sanity = (self.clock.now() - self._sanity_started,
+                        sum(trainer.num_sanity_val_batches))
 
     def on_train_start(self, trainer, module) -> None:
-        self._started = self._last_end = self.clock()
+        self._last_end = self.clock.now()
         self._schedule(trainer)  # fails early on a schedule with no end to move
 
     def on_validation_start(self, trainer, module) -> None:
-        self._validation_started = self.clock()
+        self._validation_started = self.clock.now()
 
     def on_validation_end(self, trainer, module) -> None:
-        if trainer.sanity_checking or self._started is None:
+        if trainer.sanity_checking or self._last_end is None:
             return
-        self._validations.append(self.clock() - self._validation_started)
+        self._validations.append(self.clock.now() - self._validation_started)
         self._after_validation = True
         if trainer.should_stop:
             return  # the validation that ends training: the plan stays the one it ran to
@@ -130,7 +131,7 @@ class ScheduleToTime(L.Callback):
                 trainer.should_stop = True  # this validation was the last
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        now = self.clock()
+        now = self.clock.now()
         seconds, self._last_end = now - self._last_end, now
         step = trainer.global_step
         if self._first is None:
@@ -193,7 +194,7 @@ class ScheduleToTime(L.Callback):
         fn = getattr(sched, "lr_lambdas", [None])[0]
         if not isinstance(fn, WarmupSchedule) or fn.name != "cosine":
             name = getattr(fn, "name", type(sched).__name__ if sched else "none")
-            raise ValueError(not_cosine(name))
+            raise DataError(not_cosine(name))
         return fn
 
     def _replan(self, trainer, validated: bool) -> None:
@@ -202,12 +203,12 @@ class ScheduleToTime(L.Callback):
         sched, step = self._schedule(trainer), trainer.global_step
         last = self.plan["planned"] if self.plan else sched.total_steps  # the trainer's own end
         per_update, per_validation = self._update_seconds(), self._validation_seconds(trainer)
-        remaining = self.max_seconds * (1 - self.reserve) - self.elapsed()
+        remaining = self.max_seconds * (1 - self.reserve) - self.clock.elapsed()
         end = planned_end(step, remaining, per_update, per_validation,
                           self._validation_count(trainer, step, validated), last)
         end = int(trainer.strategy.broadcast(end, src=0))
         if trainer.is_global_zero and (self.plan is None or end != self.plan["end"]):
-            log.info("optim.fit_to_time: the schedule ends at update %d of %d (%.3f s an update, "
+            log.info("schedule_to_time: the schedule ends at update %d of %d (%.3f s an update, "
                      "%.1f s a validation, %.0f of %.0f s left)", end, last, per_update,
                      per_validation, max(remaining, 0.0), self.max_seconds)
         sched.total_steps = max(end, sched.warmup_steps + 1)
@@ -216,15 +217,6 @@ class ScheduleToTime(L.Callback):
 
 
 def not_cosine(name: str) -> str:
-    return (f"optim.fit_to_time=true moves the end of a cosine schedule, but "
-            f"optim.schedule={name}: set optim.schedule=cosine, or optim.fit_to_time=false")
-
-
-def schedule_to_time(optim: dict, max_time) -> ScheduleToTime | None:
-    """The callback optim.fit_to_time asks for (None when off), for a run limited to
-    trainer.max_time."""
-    if not optim.get("fit_to_time", False):
-        return None
-    if optim.get("schedule") != "cosine":
-        raise ValueError(not_cosine(optim.get("schedule")))
-    return ScheduleToTime(budget_seconds(max_time))
+    return (f"callbacks.schedule_to_time moves the end of a cosine schedule, but "
+            f"optim.schedule={name}: set optim.schedule=cosine, or "
+            f"callbacks.schedule_to_time=null")

@@ -76,11 +76,28 @@ def test_every_experiment_composes_and_builds(experiment):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_recipes_with_a_time_limit_fit_their_cosine_schedule_to_it(experiment):
     """A recipe sized in updates for one machine and stopped by trainer.max_time would stop
-    mid-way down its cosine schedule on a slower one: those recipes set optim.fit_to_time."""
+    mid-way down its cosine schedule on a slower one: those recipes have the
+    callbacks.schedule_to_time callback, fitted to the trainer's own max_time."""
     cfg = compose_train([f"experiment={experiment}"])
+    fitter = cfg.callbacks.schedule_to_time
     if cfg.trainer.max_time and cfg.optim.schedule == "cosine":
-        assert cfg.optim.fit_to_time, experiment
-    assert not cfg.optim.fit_to_time or cfg.trainer.max_time
+        assert fitter is not None, experiment
+    if fitter is not None:
+        assert cfg.trainer.max_time and fitter.max_time == cfg.trainer.max_time
+        assert fitter.schedule == cfg.optim.schedule == "cosine"
+    assert cfg.optim.fit_to_time is None  # the old spelling, refused when set
+
+
+def test_the_fitted_schedule_is_a_callback_off_by_default():
+    """callbacks=schedule_to_time adds it to the default callbacks, with the trainer's
+    max_time; callbacks.schedule_to_time=null turns it off in a recipe that has it."""
+    assert compose_train().callbacks.schedule_to_time is None
+    on = compose_train(["callbacks=schedule_to_time", "trainer.max_time=00:01:00:00"])
+    assert set(on.callbacks) == set(compose_train().callbacks)
+    assert on.callbacks.schedule_to_time.max_time == "00:01:00:00"
+    assert on.callbacks.model_checkpoint == compose_train().callbacks.model_checkpoint
+    off = compose_train(["experiment=multi30k_quick", "callbacks.schedule_to_time=null"])
+    assert off.callbacks.schedule_to_time is None
 
 
 def test_the_15_minute_reference_tunes_only_the_schedule():
