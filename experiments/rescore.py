@@ -2,28 +2,27 @@
 
     python experiments/rescore.py SWEEP_DIR [--beam 5]
 
-For each run dir under SWEEP_DIR (a folder with results.json and .hydra/config.yaml), decodes the
-test split with the best checkpoint (checkpoints/best-*.ckpt, else last.ckpt) and beam search,
-writes translations/test.beam{N}.hyp.txt and adds test/bleu_beam, test/bleu_lc_beam and
-test/chrf_beam to results.json, which `make report` then shows. `test_beam=N` on the train.py
-command line does the same at the end of training.
+For each run dir under SWEEP_DIR (a folder with results.json and .hydra/config.yaml), scores the
+best checkpoint (checkpoints/best-*.ckpt, else last.ckpt) with beam search on the run's headline
+test set through evaluate.py's code (seq2seq/evaluation.py, whose record goes to
+evaluations/test-beam{N}.json), writes translations/test.beam{N}.hyp.txt and adds test/beam,
+test/bleu_beam, test/bleu_lc_beam and test/chrf_beam to results.json, which `make report` then
+shows. `test_beam=N` on the train.py command line does the same at the end of training.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import sys
 from pathlib import Path
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from seq2seq.atomic import atomic_write_bytes
-from seq2seq.checkpoint import load_module
-from seq2seq.translation import beam_test_scores
-
-ROOT = Path(__file__).resolve().parents[1]
+from seq2seq.checkpoint import upgraded_run_config
+from seq2seq.data.errors import DataError
+from seq2seq.evaluation import evaluate, evaluate_config
+from seq2seq.record import FILENAME, RunRecord
 
 
 def best_checkpoint(run_dir: Path) -> Path:
@@ -35,31 +34,29 @@ def best_checkpoint(run_dir: Path) -> Path:
     return path
 
 
-def with_new_data_keys(cfg: DictConfig) -> DictConfig:
-    """cfg with the keys of its data group's conf/data/*.yaml that cfg.data lacks (a run
-    configured before a data option existed), at their conf/ values."""
-    for path in sorted((ROOT / "conf" / "data").glob("*.yaml")):
-        defaults = OmegaConf.load(path)
-        if defaults.get("_target_") == cfg.data.get("_target_"):
-            cfg.data = OmegaConf.merge(defaults, cfg.data)
-    return cfg
-
-
 def rescore(run_dir: Path, beam: int) -> dict:
     """Beam-search test scores of one run, also merged into its results.json."""
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no .hydra/config.yaml (not a train.py run dir)")
-    cfg = with_new_data_keys(OmegaConf.load(cfg_path))
-    datamodule = instantiate(cfg.data)
-    module = load_module(best_checkpoint(run_dir))
-    scores = beam_test_scores(module, datamodule.sources("test"), datamodule.references("test"),
-                              beam, max_tokens=datamodule.eval_max_tokens,
-                              out_dir=run_dir / "translations")
-    results_path = run_dir / "results.json"
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    results["metrics"].update(scores)
-    atomic_write_bytes(results_path, json.dumps(results, indent=2).encode())
+    data = upgraded_run_config(OmegaConf.load(cfg_path)).data
+    if "test_sets" in data:  # Multi30k: the headline test set
+        test = {"test_sets": [data.test_sets[0]], "data_root": data.root}
+    else:  # the user's own test files
+        test = {"src": data.test.src, "ref": data.test.tgt}
+    out = run_dir / "evaluations" / f"test-beam{beam}.json"
+    record = evaluate(evaluate_config(ckpt=str(best_checkpoint(run_dir)), beam=beam,
+                                      max_tokens=data.eval_max_tokens, out=str(out), **test))
+    name = record.test_sets[0]
+    (run_dir / "translations").mkdir(exist_ok=True)
+    shutil.copyfile(out.with_suffix("") / f"{name}.hyp.txt",
+                    run_dir / "translations" / f"test.beam{beam}.hyp.txt")
+    m = record.metrics
+    scores = {"test/beam": float(beam), "test/bleu_beam": m["test/bleu"],
+              "test/bleu_lc_beam": m["test/bleu_lc"], "test/chrf_beam": m["test/chrf"]}
+    results = RunRecord.read(run_dir / FILENAME)
+    results.metrics.update(scores)
+    results.write(run_dir / FILENAME)
     return scores
 
 
@@ -68,14 +65,14 @@ def main() -> None:
     ap.add_argument("runs", help="a sweep dir or run dir (searched for results.json)")
     ap.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
     args = ap.parse_args()
-    run_dirs = sorted(p.parent for p in Path(args.runs).rglob("results.json"))
+    run_dirs = sorted(p.parent for p in Path(args.runs).rglob(FILENAME))
     if not run_dirs:
-        sys.exit(f"error: no results.json under {args.runs}: point at a sweep or run dir whose "
+        sys.exit(f"error: no {FILENAME} under {args.runs}: point at a sweep or run dir whose "
                  "training finished")
     for run_dir in run_dirs:
         try:
             s = rescore(run_dir, args.beam)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, DataError) as e:
             sys.exit(f"error: {e}")
         print(f"{run_dir}: beam {args.beam} BLEU {s['test/bleu_beam']:.2f} "
               f"(lowercased {s['test/bleu_lc_beam']:.2f}, chrF {s['test/chrf_beam']:.2f})")

@@ -11,7 +11,7 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq import CONF_DIR
 from seq2seq.atomic import atomic_open
@@ -100,6 +100,17 @@ def _upgraded(config: dict) -> dict:
         config["scheduled_sampling"] = {k: v for k, v in ss.items()
                                         if k == "schedule" or k in reads}
     return config
+
+
+def upgraded_run_config(cfg: DictConfig) -> DictConfig:
+    """A run's saved train config (RUN/.hydra/config.yaml) with the keys of its data group's
+    conf/data/*.yaml that it lacks (a run configured before a data option existed), at their
+    conf/ values; its own values kept."""
+    for path in sorted((CONF_DIR / "data").glob("*.yaml")):
+        defaults = OmegaConf.load(path)
+        if defaults.get("_target_") == cfg.data.get("_target_"):
+            cfg.data = OmegaConf.merge(defaults, cfg.data)
+    return cfg
 
 
 def direction(module: Seq2SeqModule) -> tuple[str, str] | None:
