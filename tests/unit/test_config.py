@@ -46,16 +46,20 @@ def test_unknown_preset_lists_the_choices():
 
 
 def test_model_configs_name_classes_of_their_module():
-    """conf/model/<group>/<name>.yaml names a class of seq2seq/models/<group>.py, or of
-    seq2seq/models/<name>.py for an architecture in a module of its own (transformer.py holds
-    both a Transformer encoder and decoder), and the class is a part of that group."""
+    """conf/model/<group>/<name>.yaml names a class of the module of its family: the
+    attentions of seq2seq/models/attention.py, the recurrent parts (lstm, gru) of rnn.py, an
+    architecture's encoder and decoder of <name>.py (transformer.py); and the class is a part of
+    that group."""
     from seq2seq.models.seq2seq import locate
 
+    family = {"lstm": "rnn", "gru": "rnn"}
     for group in ("encoder", "attention", "decoder"):
-        for f in (CONF / "model" / group).glob("*.yaml"):
+        files = sorted((CONF / "model" / group).glob("*.yaml"))
+        assert files
+        for f in files:
             target = OmegaConf.load(f)._target_
-            assert target.rpartition(".")[0] in (f"seq2seq.models.{group}",
-                                                 f"seq2seq.models.{f.stem}"), f
+            module = "attention" if group == "attention" else family.get(f.stem, f.stem)
+            assert target.rpartition(".")[0] == f"seq2seq.models.{module}", f
             locate(target, group)
 
 
