@@ -28,6 +28,20 @@ MAX_SENTENCE_BYTES = 4192
 _REQUIRED_CHARS = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
 
+def check_encodable(texts: Sequence[str]) -> None:
+    """Raise a ValueError naming the first text that is not Unicode text SentencePiece can take:
+    one holding a lone surrogate (U+D800 to U+DFFF, which a JSON string can carry as an escape
+    but no UTF-8 text can)."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"text {i} ({text[:40]!r}) cannot be encoded: character {e.start} is "
+                f"U+{ord(text[e.start]):04X}, a lone surrogate, which is not Unicode text; "
+                "send the text as valid UTF-8") from None
+
+
 class SubwordTokenizer:
     """Text <-> subword ids with a SentencePiece model held in memory as bytes."""
 
@@ -43,7 +57,9 @@ class SubwordTokenizer:
         return self.sp.get_piece_size()
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Subword ids of each text, without bos/eos."""
+        """Subword ids of each text, without bos/eos. A text that is not Unicode text raises
+        a ValueError naming it (check_encodable)."""
+        check_encodable(texts)
         return self.sp.encode(list(texts), out_type=int)
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq.data.buckets import ordered_batch_lists
+from seq2seq.data.tokenizer import check_encodable
 from seq2seq.decoding.options import DEFAULTS, MAX_TOKENS
 from seq2seq.runtime.bundle import Bundle
 from seq2seq.runtime.search import Hypothesis, beam_search, max_output_length, sample
@@ -59,6 +60,7 @@ class Translator:
                                                              list[list[Hypothesis]]]:
         """Source ids and n-best lists (or samples) of `texts`, in input order; empty texts
         get none. opts: every search option of the model's `decode` defaults."""
+        check_encodable(texts)
         ids = [self.bundle.src_spm.encode(t if t.strip() else "", out_type=int) for t in texts]
         nbest_lists: list[list[Hypothesis]] = [[] for _ in texts]
         rows = [i for i, s in enumerate(ids) if s]

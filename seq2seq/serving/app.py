@@ -64,6 +64,15 @@ class BodyLimit:
                 "or shorter texts per request")
 
 
+def _utf8(value) -> bool:
+    """Whether `value` (a request's part) can be written into a UTF-8 JSON response."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def _reject(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -94,9 +103,10 @@ def create_app(backend, limits: Limits, *, window_ms: float, max_tokens: int, ma
 
     @app.exception_handler(RequestValidationError)
     async def _short_422(request: Request, exc: RequestValidationError):
-        """FastAPI's 422, without echoing a long input (10,000 texts) back to the client."""
+        """FastAPI's 422, without echoing a long input (10,000 texts) back to the client, nor
+        one that no UTF-8 response can hold (a lone surrogate)."""
         for error in exc.errors():
-            if len(repr(error.get("input"))) > 200:
+            if len(repr(error.get("input"))) > 200 or not _utf8(error.get("input")):
                 error.pop("input", None)
         return await request_validation_exception_handler(request, exc)
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from seq2seq.data.tokenizer import check_encodable
+
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for (conf/serve.yaml's `limits` section)."""
+    """What one request may ask for (conf/tools/serve.yaml's `limits` section)."""
 
     max_body_bytes: int
     max_chars: int
@@ -62,6 +64,7 @@ def request_model(limits: Limits) -> type[BaseModel]:
                 if len(t) > limits.max_chars:
                     raise ValueError(f"text {i} has {len(t)} characters, more than "
                                      f"{limits.max_chars} (limits.max_chars)")
+            check_encodable(texts)
             return v
 
     return TranslateRequest
