@@ -23,23 +23,12 @@ from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
 from seq2seq.data.multi30k import LANGUAGES, check_test_sets, split_path
 from seq2seq.decoding.options import DecodeOptions
-from seq2seq.metrics import corpus_scores
-from seq2seq.module import Seq2SeqModule, metric_prefixes
+from seq2seq.metrics import metric_prefixes, test_set_metrics
+from seq2seq.module import Seq2SeqModule
 from seq2seq.record import RunConfig, RunRecord
 from seq2seq.translation import translate_lines
 
 DECODE_KEYS = ("beam", "alpha", "max_len_a", "max_len_b")  # evaluate.py's search options
-
-
-def test_set_metrics(index: int, name: str, hyps: list[str], refs: list[str]) -> dict:
-    """The figures training's test phase reports for the `index`-th test set, `name`."""
-    scores = corpus_scores(hyps, refs)
-    lowercased = corpus_scores(hyps, refs, lowercase=True)
-    out = {}
-    for p in metric_prefixes(index, name):
-        out.update({f"{p}/bleu": scores.bleu, f"{p}/chrf": scores.chrf,
-                    f"{p}/bleu_lc": lowercased.bleu, f"{p}/len_ratio": scores.length_ratio})
-    return out
 
 
 def _paths(value) -> list[str]:

@@ -25,7 +25,7 @@ from seq2seq.decoding.options import DecodeOptions
 from seq2seq.decoding.search import decode
 from seq2seq.loss import label_smoothed_nll
 from seq2seq.lr_schedule import WarmupSchedule, epoch_limit_note
-from seq2seq.metrics import Scores, corpus_scores
+from seq2seq.metrics import Scores, corpus_scores, metric_prefixes
 from seq2seq.models.seq2seq import build_seq2seq
 from seq2seq.scheduled_sampling import ScheduledSampling
 
@@ -34,12 +34,6 @@ log = logging.getLogger(__name__)
 EVAL_LOSS_POSITIONS = 1024  # target positions per slice of an evaluation batch's loss
 
 CONFIG_KEYS = ("model", "optim", "loss", "scheduled_sampling", "decode", "monitor", "seed")
-
-
-def metric_prefixes(index: int, name: str) -> tuple[str, ...]:
-    """Metric prefixes of the `index`-th test set, called `name`: the first (headline) set is
-    test/*, and a named set (any but the unnamed "test") is also test/<name>/*."""
-    return (("test",) if index == 0 else ()) + ((f"test/{name}",) if name != "test" else ())
 
 
 class NonFiniteLossError(RuntimeError):

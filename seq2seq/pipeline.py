@@ -18,8 +18,8 @@ from seq2seq.atomic import atomic_write_bytes
 from seq2seq.callbacks.schedule_to_time import ScheduleToTime
 from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.data.errors import DataError
-from seq2seq.metrics import corpus_scores
-from seq2seq.module import CONFIG_KEYS, Seq2SeqModule, metric_prefixes
+from seq2seq.metrics import metric_prefixes, test_set_metrics
+from seq2seq.module import CONFIG_KEYS, Seq2SeqModule
 from seq2seq.precision import (
     CPU_BF16,
     CastWeightsPrecision,
@@ -219,11 +219,7 @@ def _test(cfg, trainer: L.Trainer, module: Seq2SeqModule, datamodule, run_dir: P
         for i in range(min(shown, len(hyps))):
             print(f"  src: {srcs[i]}\n  ref: {refs[i]}\n  hyp: {hyps[i]}")
         print(f"translations: {', '.join(map(str, paths))}")
-        lowercased = corpus_scores(hyps, refs, lowercase=True)
-        for p in prefixes:
-            metrics.update({f"{p}/bleu": scores.bleu, f"{p}/chrf": scores.chrf,
-                            f"{p}/bleu_lc": lowercased.bleu,
-                            f"{p}/len_ratio": scores.length_ratio})
+        metrics.update(test_set_metrics(index, name, hyps, refs))
     if cfg.get("test_beam"):
         refs, srcs = datamodule.references("test"), datamodule.sources("test")
         with trainer.precision_plugin.forward_context():  # as the test step decodes
