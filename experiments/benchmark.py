@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.ckpt:
         module = load_module(args.ckpt)
     lines = dm.sources("test")[: 200 if args.quick else None]
-    max_tokens = OmegaConf.load(ROOT / "conf" / "translate.yaml").max_tokens  # as translate.py
+    max_tokens = OmegaConf.load(ROOT / "conf" / "tools" / "translate.yaml").max_tokens  # as translate.py
     module = module.to(args.device).eval()
     with cast_weights(module, dtype) if dtype != torch.float32 else contextlib.nullcontext():
         dec = decode_speed(module, lines, args.device, 20 if args.quick else 50, max_tokens)

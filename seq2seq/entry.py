@@ -1,7 +1,7 @@
 """The command-line entry points (train.py, translate.py, export.py, serve.py and the seq2seq-*
 console scripts). Each checks that its extra is installed before it imports anything heavy, so
 that a runtime-only install answers `seq2seq-train` with the pip command to run, not a
-traceback from `import torch`."""
+traceback from `import torch`; then it calls its Hydra main in seq2seq/cli.py."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def translate_main() -> None:
 
 
 def export_main() -> None:
-    _start("export", "export.py", "seq2seq.export", "export_main")
+    _start("export", "export.py", "seq2seq.cli", "export_main")
 
 
 def serve_main() -> None:
     """serve.py itself needs the serve extra; ckpt=PATH also needs train, model=DIR runtime
     (checked when the model is loaded: seq2seq/serving/backends.py)."""
-    _start("serve", "serve.py", "seq2seq.serving.cli", "serve_main")
+    _start("serve", "serve.py", "seq2seq.cli", "serve_main")

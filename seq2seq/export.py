@@ -33,7 +33,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import hydra
 import numpy as np
 import sentencepiece as spm
 import torch
@@ -42,7 +41,6 @@ from torch import nn
 
 from seq2seq.atomic import atomic_write_bytes
 from seq2seq.checkpoint import CheckpointError, direction, load_module
-from seq2seq.cli import CONF, _run
 from seq2seq.data.errors import DataError
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from seq2seq.models.contract import DecoderState
@@ -321,9 +319,3 @@ def export(cfg: DictConfig) -> Path:
     print(f"exported {cfg.ckpt} to {out}/ (largest difference to PyTorch {worst:.2g})",
           file=sys.stderr)
     return out
-
-
-@hydra.main(version_base="1.3", config_path=CONF, config_name="export")
-def export_main(cfg: DictConfig) -> None:
-    """python export.py ckpt=PATH out=DIR (the console script seq2seq-export)."""
-    _run(export, cfg)

@@ -12,12 +12,13 @@ from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+TOOLS = CONF / "tools"  # the configs of translate.py, export.py and serve.py
 PRESETS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 # the decode section of conf/train.yaml, for tests that call a search directly
 DECODE = OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml").decode)
 LIMITS = {k: DECODE[k] for k in ("max_len_a", "max_len_b")}
 # translate.py's batch budget, for tests that translate or rescore lines directly
-MAX_TOKENS = OmegaConf.load(CONF / "translate.yaml").max_tokens
+MAX_TOKENS = OmegaConf.load(TOOLS / "translate.yaml").max_tokens
 
 
 def search_options(**overrides):

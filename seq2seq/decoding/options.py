@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 DEFAULTS = {"beam": 1, "alpha": 0.6, "coverage": 0.0, "no_repeat_ngram_size": 0, "min_len": 0,
             "max_len_a": 1.5, "max_len_b": 10, "nbest": 1, "sample": False, "temperature": 1.0,
             "top_k": 0, "top_p": 1.0, "seed": None}
-# translate.py's padded source tokens per batch (conf/translate.yaml's max_tokens), the
+# translate.py's padded source tokens per batch (conf/tools/translate.yaml's max_tokens), the
 # runtime's default too
 MAX_TOKENS = 4000
 

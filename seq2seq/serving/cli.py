@@ -1,30 +1,29 @@
-"""serve(cfg): load the model, build the app, run uvicorn until SIGINT/SIGTERM; serve_main is
-the Hydra entry point of serve.py and the seq2seq-serve console script."""
+"""serve(cfg): load the model, build the app, run uvicorn until SIGINT/SIGTERM (seq2seq/cli.py
+serve_main, the Hydra entry point of serve.py, calls it with conf/tools/serve.yaml)."""
 
 from __future__ import annotations
 
 import sys
 
-import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from seq2seq import CONF_DIR
-from seq2seq.allocator import limit_onednn_cache
 from seq2seq.serving.backends import ServeError, load_backend
 from seq2seq.serving.batching import plan_workers
 from seq2seq.serving.schema import Limits
 
 
 def build_app(cfg: DictConfig):
-    """The backend of cfg.ckpt or cfg.model_dir and the application over it; a model that cannot
+    """The backend of cfg.ckpt or cfg.model and the application over it; a model that cannot
     be loaded raises the one-line error the CLIs give (CheckpointError, ServeError)."""
+    if cfg.get("model_dir"):
+        raise ServeError(f"model_dir= is now model=: python serve.py model={cfg.model_dir}")
     ckpt = list(cfg.ckpt) if isinstance(cfg.get("ckpt"), ListConfig) else cfg.get("ckpt")
     try:
         workers, threads = plan_workers(cfg.batching.get("workers"), cfg.get("threads"),
                                         _on_gpu(cfg))
     except ValueError as e:
         raise ServeError(str(e)) from None
-    backend = load_backend(ckpt, cfg.get("model_dir"), cfg.get("device"),
+    backend = load_backend(ckpt, cfg.get("model"), cfg.get("device"),
                            cfg.batching.max_tokens, threads, cfg.get("precision", "32"))
     from seq2seq.serving.app import create_app
 
@@ -39,7 +38,7 @@ def build_app(cfg: DictConfig):
 
 def _on_gpu(cfg: DictConfig) -> bool:
     """Whether the model will decode on a GPU (device=cuda..., or unset with CUDA present)."""
-    if cfg.get("model_dir") or not cfg.get("ckpt"):
+    if cfg.get("model") or not cfg.get("ckpt"):
         return False  # exported models run on onnxruntime's CPU provider
     if cfg.get("device"):
         return str(cfg.device).startswith("cuda")
@@ -59,38 +58,8 @@ def serve(cfg: DictConfig) -> None:
     info = backend.info()
     way = (f"{info.get('source_lang')} -> {info.get('target_lang')}"
            if info.get("source_lang") else "(direction not recorded)")
-    print(f"serving {way} with {cfg.get('ckpt') or cfg.get('model_dir')} on "
+    print(f"serving {way} with {cfg.get('ckpt') or cfg.get('model')} on "
           f"http://{cfg.host}:{cfg.port} (page: /, API docs: /docs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level,
                 timeout_graceful_shutdown=cfg.graceful_timeout_s,
                 limit_concurrency=cfg.get("limit_connections"), access_log=cfg.access_log)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors that end in one line, not a traceback: ours, and the CLIs' where torch is here."""
-    try:
-        from seq2seq.cli import USER_ERRORS
-    except ImportError:  # a torch-free install serving an exported model
-        return (ServeError,)
-    return (ServeError, *USER_ERRORS)
-
-
-def serve_main() -> None:
-    """python serve.py ckpt=PATH [port=8000] | model=DIR
-
-    conf/ holds a `model` config group (train.py's), so Hydra would read model=DIR as a choice
-    in it: the argument is passed on as model_dir=DIR, the key conf/serve.yaml holds."""
-    sys.argv = [f"model_dir={a[len('model='):]}" if a.startswith("model=") else a
-                for a in sys.argv]
-    _serve_main()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve")
-def _serve_main(cfg: DictConfig) -> None:
-    limit_onednn_cache()  # bf16 batches of every size would otherwise keep 1,024 primitives
-    errors = _user_errors()
-    try:
-        serve(cfg)
-    except errors as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

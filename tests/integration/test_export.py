@@ -16,13 +16,13 @@ from seq2seq.data.errors import DataError
 from seq2seq.export import export
 from seq2seq.runtime import ExportError, Translator
 from seq2seq.translation import translate_lines
-from tests.conftest import CONF, MAX_TOKENS, ROOT, search_options
+from tests.conftest import MAX_TOKENS, ROOT, TOOLS, search_options
 
 pytestmark = pytest.mark.slow  # the tiny_run fixture trains a model
 
 
 def _cfg(overrides):
-    with initialize_config_dir(str(CONF), version_base="1.3"):
+    with initialize_config_dir(str(TOOLS), version_base="1.3"):
         return compose("export", overrides=overrides)
 
 

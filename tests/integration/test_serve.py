@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import MAX_TOKENS, ROOT
+from tests.conftest import MAX_TOKENS, ROOT, TOOLS
 
 SENTENCES = ["Ein Hund läuft über eine Wiese.", "Zwei Männer spielen Fußball.",
              "Eine Frau liest ein Buch."]
@@ -229,6 +229,35 @@ def test_refuses_to_start_on_a_missing_truncated_or_foreign_model(ckpt, tmp_path
         (tmp_path / "foreign_export" / "export.json").write_text('{"format_version": 999}')
         assert str(tmp_path / "foreign_export") in _refusal([f"model={tmp_path / 'foreign_export'}"])
     assert "ckpt=PATH" in _refusal([])
+
+
+def test_model_is_serve_py_s_own_key_and_model_dir_names_it(tmp_path):
+    """serve.py's config (conf/tools/) holds none of train.py's groups, so model=DIR is a plain
+    key; the former model_dir=DIR is refused with a message that names model=."""
+    from hydra import compose, initialize_config_dir
+
+    from seq2seq.serving.backends import ServeError
+    from seq2seq.serving.cli import build_app
+
+    with initialize_config_dir(str(TOOLS), version_base="1.3"):
+        cfg = compose("serve", overrides=[f"model={tmp_path}", "port=8080"])
+        old = compose("serve", overrides=[f"model_dir={tmp_path}"])
+    assert cfg.model == str(tmp_path) and cfg.port == 8080 and cfg.ckpt is None
+    with pytest.raises(ServeError, match=f"model_dir= is now model=: .* model={tmp_path}"):
+        build_app(old)
+
+
+def test_serving_an_export_imports_no_torch(tmp_path):
+    """serve.py model=DIR, from the command line to the model's loading, runs where torch
+    cannot be imported (here it stops at a folder that does not exist)."""
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['lightning'] = None\n"
+            f"sys.argv = ['serve.py', 'model={tmp_path / 'missing'}', 'port={free_port()}']\n"
+            "import runpy; runpy.run_path('serve.py', run_name='__main__')\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().startswith("error: ") and "exported model not found" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 class FakeTranslator:

@@ -13,7 +13,7 @@ from seq2seq.checkpoint import load_module
 from seq2seq.data.batch import collate
 from seq2seq.pipeline import train
 from seq2seq.translation import translate
-from tests.conftest import CONF, ROOT, compose_train
+from tests.conftest import ROOT, TOOLS, compose_train
 from tests.integration.conftest import tiny_overrides
 from tests.integration.test_cli import run
 
@@ -46,7 +46,7 @@ def test_transformer_trains_round_trips_and_translates_with_heatmaps(tmp_path, d
 
     (tmp_path / "IN").write_text("Ein Hund läuft.\nZwei Männer spielen Fußball.\n",
                                  encoding="utf-8")
-    with initialize_config_dir(str(CONF), version_base="1.3"):
+    with initialize_config_dir(str(TOOLS), version_base="1.3"):
         cfg = compose("translate", overrides=[f"ckpt={ckpt}", f"src={tmp_path / 'IN'}",
                                               f"out={tmp_path / 'OUT'}", "beam=5",
                                               f"attention_png={tmp_path / 'att'}"])

@@ -17,13 +17,13 @@ from seq2seq.data.tokenizer import _train_proto
 from seq2seq.decoding.options import DecodeOptions
 from seq2seq.precision import PrecisionError
 from seq2seq.translation import translate, translate_lines
-from tests.conftest import CONF, MAX_TOKENS, compose_train, count_casts
+from tests.conftest import MAX_TOKENS, TOOLS, compose_train, count_casts
 
 LINES = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee.", "Eine Frau liest."]
 
 
 def _cfg(overrides):
-    with initialize_config_dir(str(CONF), version_base="1.3"):
+    with initialize_config_dir(str(TOOLS), version_base="1.3"):
         return compose("translate", overrides=overrides)
 
 

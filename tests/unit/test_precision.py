@@ -152,27 +152,25 @@ def test_onednn_caches_are_limited_unless_the_user_chose(monkeypatch):
     assert os.environ["LRU_CACHE_CAPACITY"] == "1"
 
 
-@pytest.mark.parametrize("entry", ["seq2seq.cli:translate_main", "seq2seq.serving.cli:_serve_main"])
+@pytest.mark.parametrize("entry", ["translate_main", "serve_main"])
 def test_the_clis_limit_both_caches_before_their_work(monkeypatch, tmp_path, entry):
     """translate.py and serve.py (train.py shares translate.py's wrapper) set the two cache sizes
     before they load a model: the work they call sees them."""
-    import importlib
     import logging
     import sys
 
+    from seq2seq import cli
     from seq2seq.allocator import CACHE_VARIABLES, ONEDNN_PRIMITIVE_CACHE
 
-    module_name, fn_name = entry.split(":")
-    module = importlib.import_module(module_name)
     seen = {}
 
     def record(cfg):
         seen.update({name: os.environ.get(name) for name in CACHE_VARIABLES})
 
-    if module_name == "seq2seq.cli":
+    if entry == "translate_main":
         monkeypatch.setattr("seq2seq.translation.translate", record)
     else:
-        monkeypatch.setattr(module, "serve", record)
+        monkeypatch.setattr("seq2seq.serving.cli.serve", record)
     monkeypatch.setattr("seq2seq.cli.tune_glibc_malloc", lambda: False)  # not in pytest's process
     _unset_cache_variables(monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -180,7 +178,7 @@ def test_the_clis_limit_both_caches_before_their_work(monkeypatch, tmp_path, ent
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     try:
-        getattr(module, fn_name)()
+        getattr(cli, entry)()
     finally:  # Hydra configures the root logger: leave it as the other tests expect it
         root.setLevel(level)
         root.handlers[:] = handlers
