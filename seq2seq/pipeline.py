@@ -261,7 +261,7 @@ def _write_results(cfg, run_dir: Path, module: Seq2SeqModule, trainer: L.Trainer
                    "cpu": cpu_features()},
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
         provenance=module.config["provenance"],
-        # optim.fit_to_time: where the schedule ended, and what it measured
+        # callbacks.schedule_to_time: where the schedule ended, and what it measured
         schedule_to_time=fitters[0].plan if fitters else None,
     )
     record.write(run_dir / FILENAME)

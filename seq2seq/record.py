@@ -84,7 +84,7 @@ class RunRecord:
     precision: dict = field(default_factory=dict)  # {requested, used, cpu}
     machine: str | None = None
     provenance: dict = field(default_factory=dict)  # seq2seq/provenance.py
-    schedule_to_time: dict | None = None  # optim.fit_to_time's plan; absent from the file if None
+    schedule_to_time: dict | None = None  # the schedule_to_time callback's plan; absent from the file if None
     extra: dict = field(default_factory=dict)  # keys this version does not know, as read
 
     # -- the file --------------------------------------------------------------------------
