@@ -62,6 +62,22 @@ def test_lstm_in_bf16_on_this_cpu_is_refused_clearly_or_runs():
         assert "32-true" in msg and "gru" in msg
 
 
+def test_one_table_gives_the_dtype_of_the_products(monkeypatch):
+    """precision.HALF: 16-mixed is bf16 autocast on a CPU and float16 on a GPU; bf16-true runs
+    bfloat16 too, but only the mixed ones (CPU_BF16) keep float32 weights. Every precision that
+    runs bfloat16 on a CPU meets the one LSTM check."""
+    assert precision.compute_dtype("16-mixed", "cpu") == torch.bfloat16
+    assert precision.compute_dtype("16-mixed", "gpu") == torch.float16
+    assert precision.compute_dtype("bf16-true", "cpu") == torch.bfloat16
+    assert precision.compute_dtype("32-true", "cuda:0") == torch.float32
+    assert set(precision.CPU_BF16) == {"bf16-mixed", "bf16", "16-mixed", "16"}
+    monkeypatch.setattr(precision, "cpu_bf16_lstm_supported", lambda: False)
+    lstm = build_seq2seq(model_config("lstm_bahdanau"), V, V)
+    for name in ("bf16-mixed", "bf16", "bf16-true", "16-mixed", "16"):
+        with pytest.raises(PrecisionError, match="no bf16 kernel for nn.LSTM"):
+            check_precision(name, "cpu", lstm)
+
+
 def test_gpu_precision_is_not_checked_against_the_cpu():
     model = build_seq2seq(model_config("lstm_bahdanau"), V, V)
     check_precision("16-mixed", "gpu", model)
