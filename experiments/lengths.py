@@ -20,7 +20,7 @@ import argparse
 import sys
 
 from seq2seq.data.errors import DataError
-from seq2seq.lengths import DEFAULT_BUCKETS, write_lengths
+from seq2seq.lengths import DEFAULT_BUCKETS, print_lengths
 
 
 def main() -> None:
@@ -39,12 +39,10 @@ def main() -> None:
     ap.add_argument("--ref", help="reference file replacing the run's test reference")
     args = ap.parse_args()
     try:
-        path = write_lengths(args.runs, args.out, args.buckets, args.test_set, args.beam,
-                             args.src, args.ref)
+        print_lengths(args.runs, args.out, args.buckets, args.test_set, args.beam, args.src,
+                      args.ref)
     except DataError as e:
         sys.exit(f"error: {e}")
-    print(path.read_text(encoding="utf-8"))
-    print(f"written: {path}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from seq2seq.data.errors import DataError
-from seq2seq.lengths import write_lengths
+from seq2seq.lengths import print_lengths
 from seq2seq.report import DEFAULT_BUDGETS, load_runs, write_report
 
 
@@ -41,12 +41,10 @@ def main() -> None:
     print(f"written: {path}")
     if args.by_length:
         try:
-            lengths = write_lengths([r.path for r in load_runs(args.runs)],
-                                    args.out or args.runs, beam=args.beam)
+            print_lengths([r.path for r in load_runs(args.runs)], args.out or args.runs,
+                          beam=args.beam)
         except DataError as e:
             sys.exit(f"error: {e}")
-        print(lengths.read_text(encoding="utf-8"))
-        print(f"written: {lengths}")
 
 
 if __name__ == "__main__":

@@ -276,3 +276,12 @@ def write_lengths(run_dirs: list[str | Path], out: str | Path | None = None,
           "![BLEU by source length](bleu_by_length.png)\n")
     (out / "lengths.md").write_text(md, encoding="utf-8")
     return out / "lengths.md"
+
+
+def print_lengths(*args, **kwargs) -> Path:
+    """write_lengths(*args, **kwargs), then its table and where it went on stdout (the
+    scripts' output)."""
+    path = write_lengths(*args, **kwargs)
+    print(path.read_text(encoding="utf-8"))
+    print(f"written: {path}")
+    return path

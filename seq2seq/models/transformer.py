@@ -127,17 +127,28 @@ class TokenEmbedding(nn.Module):
         return self.dropout(x + pos.to(x.dtype))
 
 
-class EncoderLayer(nn.Module):
-    """Pre-norm self-attention and FFN sublayers."""
+class PreNormLayer(nn.Module):
+    """The pre-norm sublayers of a Transformer layer: self-attention, cross-attention over the
+    encoder when `cross`, and the FFN, each with its LayerNorm, registered in the order
+    checkpoints (and their optimizer states) list the parameters."""
+
+    cross: bool = False
 
     def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float,
                  attention_dropout: float):
         super().__init__()
         self.self_norm = nn.LayerNorm(hidden_size)
         self.self_attn = MultiHeadAttention(hidden_size, num_heads, attention_dropout)
+        if self.cross:
+            self.cross_norm = nn.LayerNorm(hidden_size)
+            self.cross_attn = MultiHeadAttention(hidden_size, num_heads, attention_dropout)
         self.ff_norm = nn.LayerNorm(hidden_size)
         self.ff = FeedForward(hidden_size, ff_size, dropout)
         self.dropout = nn.Dropout(dropout)
+
+
+class EncoderLayer(PreNormLayer):
+    """Pre-norm self-attention and FFN sublayers."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: [B, S, H]; mask: [B, 1, S] bool -> [B, S, H]."""
@@ -230,19 +241,10 @@ class TransformerState(DecoderState):
                    position=group["self_keys"][0].size(2))
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(PreNormLayer):
     """Pre-norm causal self-attention, cross-attention over the encoder, and FFN sublayers."""
 
-    def __init__(self, hidden_size: int, num_heads: int, ff_size: int, dropout: float,
-                 attention_dropout: float):
-        super().__init__()
-        self.self_norm = nn.LayerNorm(hidden_size)
-        self.self_attn = MultiHeadAttention(hidden_size, num_heads, attention_dropout)
-        self.cross_norm = nn.LayerNorm(hidden_size)
-        self.cross_attn = MultiHeadAttention(hidden_size, num_heads, attention_dropout)
-        self.ff_norm = nn.LayerNorm(hidden_size)
-        self.ff = FeedForward(hidden_size, ff_size, dropout)
-        self.dropout = nn.Dropout(dropout)
+    cross = True
 
     def forward(self, x, cache_k, cache_v, causal, mem_k, mem_v, src_mask):
         """x: [B, T, H] at positions t .. t + T - 1; cache_k, cache_v: [B, h, t, dk]; causal:
