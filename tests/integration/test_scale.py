@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.conftest import NARROW
+from tests.integration.conftest import NARROW, tiny_multi30k
 from tests.integration.test_cli import run
 
 
@@ -44,13 +44,23 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path, data_root):
         assert f"model={preset}" in (job / ".hydra" / "overrides.yaml").read_text()
 
 
-def test_bf16_with_lstm_on_this_cpu_ends_in_a_clear_message(tmp_path, data_root):
-    from seq2seq.precision import cpu_bf16_lstm_supported
+# train.py run with the CPU probe saying that oneDNN has no bf16 kernel for nn.LSTM, so that the
+# refusal is checked on every CPU, those with the kernel too
+_NO_BF16_LSTM = """
+import runpy, sys
+from seq2seq import precision
+precision.cpu_bf16_lstm_supported = lambda: False
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
-    if cpu_bf16_lstm_supported():
-        pytest.skip("this CPU runs nn.LSTM in bf16")
-    proc = run([str(ROOT / "train.py"), "hydra.run.dir=RUN", "trainer.accelerator=cpu",
-                "trainer.precision=bf16-mixed", "trainer.max_steps=1"],
+
+def test_bf16_with_lstm_where_the_cpu_lacks_the_kernel_ends_in_a_clear_message(tmp_path,
+                                                                               data_root):
+    root = tiny_multi30k(tmp_path / "data", data_root, {})  # the refusal needs no full corpus
+    proc = run(["-c", _NO_BF16_LSTM, str(ROOT / "train.py"), "hydra.run.dir=RUN",
+                "trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "trainer.max_steps=1",
+                f"data.root={root}", *NARROW],
                cwd=tmp_path, env=_env(data_root, tmp_path), timeout=600)
     assert proc.returncode == 2
     assert "error: trainer.precision=bf16-mixed" in proc.stderr

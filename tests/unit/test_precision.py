@@ -48,18 +48,40 @@ def test_bf16_autocast_on_a_gru_model_gives_finite_loss_and_exact_masking(preset
     assert losses[-1] < losses[0]
 
 
-def test_lstm_in_bf16_on_this_cpu_is_refused_clearly_or_runs():
+def test_lstm_in_bf16_is_refused_clearly_where_the_cpu_lacks_the_kernel(monkeypatch):
+    """The probe faked, so that every CPU checks the refusal: an LSTM model in bf16 (16-mixed is
+    bf16 autocast on a CPU) is refused with the settings to use; float32 and a GRU model pass."""
+    monkeypatch.setattr(precision, "cpu_bf16_lstm_supported", lambda: False)
     model = build_seq2seq(model_config("lstm_bahdanau"), V, V)
     check_precision("32-true", "cpu", model)
-    if cpu_bf16_lstm_supported():
-        check_precision("bf16-mixed", "cpu", model)  # this CPU runs it: nothing to refuse
-        return
+    check_precision("bf16-mixed", "cpu", build_seq2seq(model_config("gru_bahdanau"), V, V))
     for name in ("bf16-mixed", "16-mixed"):
         with pytest.raises(PrecisionError) as err:
             check_precision(name, "cpu", model)
         msg = str(err.value)
         assert f"trainer.precision={name}" in msg
         assert "32-true" in msg and "gru" in msg
+
+
+def test_lstm_in_bf16_is_accepted_where_the_cpu_has_the_kernel(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_lstm_supported", lambda: True)
+    model = build_seq2seq(model_config("lstm_bahdanau"), V, V)
+    for name in ("32-true", "bf16-mixed", "16-mixed"):
+        check_precision(name, "cpu", model)
+
+
+def test_this_cpu_runs_an_lstm_in_bf16_when_the_probe_says_so():
+    """The probe itself on this CPU: where it says yes, an LSTM model trains a step in bf16."""
+    if not cpu_bf16_lstm_supported():
+        pytest.skip("this CPU's oneDNN has no bf16 kernel for nn.LSTM (the refusal is tested "
+                    "above with the probe faked)")
+    model = build_seq2seq(model_config("lstm_bahdanau"), V, V)
+    src, lengths, mask, tgt = _batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, _ = model(src, lengths, mask, tgt)
+    loss, _, n = label_smoothed_nll(logits, tgt, 0.1)
+    (loss / n).backward()
+    assert torch.isfinite(loss)
 
 
 def test_one_table_gives_the_dtype_of_the_products(monkeypatch):
