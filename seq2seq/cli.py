@@ -1,6 +1,6 @@
-"""The Hydra entry points of train.py, translate.py, export.py and serve.py (seq2seq/entry.py
-checks each command's pip extra, then calls one of them): Hydra parses the command line, a
-plain function does the work, and bad input ends in one clear message instead of a traceback.
+"""The Hydra entry points of train.py, translate.py, evaluate.py, export.py and serve.py
+(seq2seq/entry.py checks each command's pip extra, then calls one of them): Hydra parses the
+command line, a plain function does the work, and bad input ends in one clear message instead of a traceback.
 
 train.py composes conf/train.yaml with the training groups (model, data, optim, ...); the other
 commands read conf/tools/, which holds no groups, so that serve.py's `model=DIR` is a plain key.
@@ -66,6 +66,14 @@ def translate_main(cfg: DictConfig) -> None:
     from seq2seq.translation import translate
 
     _run(translate, cfg, user_errors())
+
+
+@hydra.main(version_base="1.3", config_path=TOOLS, config_name="evaluate")
+def evaluate_main(cfg: DictConfig) -> None:
+    """python evaluate.py ckpt=PATH [test_sets=[...]] [beam=5] [src=FILE ref=FILE] [out=FILE]"""
+    from seq2seq.evaluation import evaluate
+
+    _run(evaluate, cfg, user_errors())
 
 
 @hydra.main(version_base="1.3", config_path=TOOLS, config_name="export")

@@ -28,6 +28,10 @@ def translate_main() -> None:
     _start("train", "translate.py", "seq2seq.cli", "translate_main")
 
 
+def evaluate_main() -> None:
+    _start("train", "evaluate.py", "seq2seq.cli", "evaluate_main")
+
+
 def export_main() -> None:
     _start("export", "export.py", "seq2seq.cli", "export_main")
 

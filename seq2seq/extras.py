@@ -3,7 +3,7 @@ command needs a group that is not installed.
 
     pip install -e '.[runtime]'          # seq2seq.runtime: NumPy, onnxruntime, sentencepiece
     pip install -e '.[runtime,serve]'    # + serve.py model=DIR (an exported model)
-    pip install -e '.[train]'            # train.py, translate.py (torch, Lightning, Hydra, ...)
+    pip install -e '.[train]'            # train.py, translate.py, evaluate.py (torch, Lightning, Hydra, ...)
     pip install -e '.[all]'              # everything a user runs; make install adds dev tools
 
 (in a checkout; a wheel built with `pip wheel --no-deps .` takes the same extras, and carries
