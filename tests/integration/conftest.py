@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from seq2seq import pipeline
 from seq2seq.data.corpus import read_lines
+from seq2seq.module import Seq2SeqModule
 from seq2seq.pipeline import train
 from tests.conftest import compose_train
 
@@ -61,13 +65,48 @@ def tiny_overrides(tmp: Path, data_root: Path, n: int = 300) -> list[str]:
     ]
 
 
+def detached_copy(module: Seq2SeqModule) -> Seq2SeqModule:
+    """A module of its own (no trainer) holding a copy of `module`'s weights and its
+    SentencePiece models, in eval mode: the trained model as it is in memory."""
+    copy = Seq2SeqModule(module.config, module.hparams["src_vocab_size"],
+                         module.hparams["tgt_vocab_size"])
+    copy.load_state_dict(module.state_dict())
+    copy.set_tokenizers(module.src_tokenizer, module.tgt_tokenizer)
+    return copy.eval()
+
+
+@contextlib.contextmanager
+def kept_as_training_ended() -> Iterator[list[Seq2SeqModule]]:
+    """Within it, train() leaves a detached_copy of its module as fitting ended, before its test
+    phase loads the best checkpoint into it, in the list it yields (train() must test)."""
+    kept: list[Seq2SeqModule] = []
+    real = pipeline._test
+
+    def test_after_copying(cfg, trainer, module, datamodule, run_dir):
+        kept.append(detached_copy(module))
+        return real(cfg, trainer, module, datamodule, run_dir)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "_test", test_after_copying)
+        yield kept
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, data_root):
-    """(run dir, metrics, overrides) of a 2-epoch tiny training, tested greedy and beam 3."""
+def tiny_training(tmp_path_factory, data_root):
+    """(run dir, metrics, overrides, trained) of a 2-epoch tiny training, tested greedy and
+    beam 3; trained: the model as training ended (kept_as_training_ended), what last.ckpt saved."""
     tmp = tmp_path_factory.mktemp("tiny")
     overrides = tiny_overrides(tmp, data_root)
     run_dir = tmp / "run"
     cfg = compose_train([*overrides, f"run_dir={run_dir}", "trainer.max_epochs=2",
                          "test_beam=3"])
-    metrics = train(cfg)
-    return run_dir, metrics, overrides
+    with kept_as_training_ended() as kept:
+        metrics = train(cfg)
+    (trained,) = kept
+    return run_dir, metrics, overrides, trained
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_training):
+    """(run dir, metrics, overrides) of tiny_training."""
+    return tiny_training[:3]

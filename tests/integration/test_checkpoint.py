@@ -94,20 +94,28 @@ def test_a_checkpoint_whose_config_cannot_build_a_model_is_refused_clearly(tiny_
         load_module(tmp_path / "odd.ckpt")
 
 
-def test_round_trip_gives_identical_outputs(tiny_run, tmp_path):
-    path = tiny_run[0] / "checkpoints" / "last.ckpt"
-    a = load_module(path)
-    b = load_module(path)
+def test_last_checkpoint_reloads_the_trained_model_with_identical_outputs(tiny_training):
+    """last.ckpt gives back the model training ended with, as it was in memory: the same
+    weights, the same SentencePiece models, the same logits and translations."""
+    run_dir, _, _, trained = tiny_training
+    reloaded = load_module(run_dir / "checkpoints" / "last.ckpt")
+    weights = reloaded.state_dict()
+    assert weights.keys() == trained.state_dict().keys()
+    for name, value in trained.state_dict().items():
+        assert torch.equal(weights[name], value), name
+    for side in ("src_tokenizer", "tgt_tokenizer"):
+        assert getattr(reloaded, side).model_proto == getattr(trained, side).model_proto
+    torch.manual_seed(0)
     src = torch.randint(4, 300, (2, 7))
     lengths = torch.tensor([7, 5])
     mask = torch.arange(7)[None] < lengths[:, None]
     tgt = torch.randint(4, 300, (2, 6))
     with torch.no_grad():
-        torch.testing.assert_close(a.model(src, lengths, mask, tgt)[0],
-                                   b.model(src, lengths, mask, tgt)[0], rtol=0, atol=0)
-    out = translate_lines(a, SENTENCES, max_tokens=MAX_TOKENS)
-    assert out == translate_lines(b, SENTENCES, max_tokens=MAX_TOKENS)
-    assert len(out) == 3 and out[1] == ""
+        torch.testing.assert_close(reloaded.model(src, lengths, mask, tgt)[0],
+                                   trained.model(src, lengths, mask, tgt)[0], rtol=0, atol=0)
+    out = translate_lines(reloaded, SENTENCES, max_tokens=MAX_TOKENS)
+    assert out == translate_lines(trained, SENTENCES, max_tokens=MAX_TOKENS)
+    assert len(out) == 3 and out[0] and out[1] == ""
 
 
 class Evil:

@@ -14,7 +14,7 @@ from seq2seq.data.batch import collate
 from seq2seq.pipeline import train
 from seq2seq.translation import translate
 from tests.conftest import ROOT, TOOLS, compose_train
-from tests.integration.conftest import tiny_overrides
+from tests.integration.conftest import kept_as_training_ended, tiny_overrides
 from tests.integration.test_cli import run
 
 SMALL = ["model.emb_size=32", "model.encoder.hidden_size=32", "model.decoder.hidden_size=32",
@@ -25,23 +25,29 @@ SMALL = ["model.emb_size=32", "model.encoder.hidden_size=32", "model.decoder.hid
 @pytest.mark.slow
 def test_transformer_trains_round_trips_and_translates_with_heatmaps(tmp_path, data_root):
     run_dir = tmp_path / "run"
-    metrics = train(compose_train([*tiny_overrides(tmp_path, data_root), "model=transformer",
-                                   *SMALL, f"run_dir={run_dir}", "trainer.max_epochs=2",
-                                   "test_beam=3"]))
+    with kept_as_training_ended() as kept:
+        metrics = train(compose_train([*tiny_overrides(tmp_path, data_root), "model=transformer",
+                                       *SMALL, f"run_dir={run_dir}", "trainer.max_epochs=2",
+                                       "test_beam=3"]))
     assert "test/bleu" in metrics and "test/bleu_beam" in metrics
     results = json.loads((run_dir / "results.json").read_text())
     assert results["config"]["encoder"] == results["config"]["decoder"] == "transformer"
     assert results["config"]["attention"] == "multihead"
     assert list((run_dir / "attention").glob("*.png"))
 
-    # save/load round trip: the reloaded model gives the same logits
+    # save/load round trip: last.ckpt reloads the model training ended with (in memory): the
+    # same weights and the same logits
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    a, b = load_module(ckpt).eval(), load_module(ckpt).eval()
+    (trained,) = kept
+    reloaded = load_module(ckpt).eval()
+    for (name, a), b in zip(trained.state_dict().items(), reloaded.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
     batch = collate([(0, torch.tensor([5, 6, 7, 3]), torch.tensor([8, 9, 3])),
                      (1, torch.tensor([9, 3]), torch.tensor([4, 3]))])
     with torch.no_grad():
-        la, _ = a.model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
-        lb, _ = b.model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
+        la, _ = trained.model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
+        lb, _ = reloaded.model(batch.src, batch.src_lengths, batch.src_mask, batch.tgt_in)
     assert torch.equal(la, lb)
 
     (tmp_path / "IN").write_text("Ein Hund läuft.\nZwei Männer spielen Fußball.\n",
