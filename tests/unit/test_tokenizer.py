@@ -3,6 +3,7 @@ import unicodedata
 
 import pytest
 
+from seq2seq.data import tokenizer
 from seq2seq.data.corpus import read_lines
 from seq2seq.data.errors import DataError
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, train_or_load
@@ -36,12 +37,32 @@ def test_multi30k_lines_round_trip(joint, multi30k_text):
     assert joint.decode(ids) == lines
 
 
-def test_second_call_loads_from_cache(multi30k_text, cache_dir, joint):
+def test_second_call_loads_from_cache_without_training(multi30k_text, cache_dir, joint,
+                                                       monkeypatch):
     files = sorted(cache_dir.glob("spm-joint-*.model"))  # other tests cache models here too
     assert files
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("SentencePiece trained again although the model is cached")
+
+    monkeypatch.setattr(tokenizer, "_train_proto", no_training)
     again = train_or_load(multi30k_text, 8000, "unigram", cache_dir, "joint")
     assert again.model_proto == joint.model_proto
     assert sorted(cache_dir.glob("spm-joint-*.model")) == files
+
+
+def test_the_cached_file_is_what_is_loaded(tmp_path):
+    """A model planted under the cache name of other settings is what a call with those
+    settings returns: the cache decides, not a training that happens to give the same bytes."""
+    text = ["ein kleiner hund", "zwei große katzen"] * 50
+    planted = train_or_load(text, 40, "bpe", tmp_path, "tiny")
+    (path,) = tmp_path.glob("spm-tiny-bpe40-*.model")
+    unigram = train_or_load(text, 40, "unigram", tmp_path / "other", "tiny")
+    assert unigram.model_proto != planted.model_proto
+    (cached,) = (tmp_path / "other").glob("spm-tiny-unigram40-*.model")
+    cached.write_bytes(path.read_bytes())
+    assert train_or_load(text, 40, "unigram", tmp_path / "other", "tiny").model_proto == \
+        planted.model_proto
 
 
 def test_bpe_option(cache_dir):
