@@ -59,12 +59,13 @@ def test_beam_one_equals_greedy_flag(tiny_run, tmp_path):
     assert a == b and len(a) == len(LINES)
 
 
-def test_sampling_is_seeded(tiny_run, tmp_path):
+def test_sampling_repeats_with_its_seed_and_differs_with_another(tiny_run, tmp_path):
     common = [*_files(tmp_path, tiny_run), "sample=true", "top_p=0.9", "temperature=1.2",
-              "seed=3", "nbest=2"]
-    a = translate(_cfg([*common, f"out={tmp_path / 'A'}"]))
-    b = translate(_cfg([*common, f"out={tmp_path / 'B'}"]))
+              "nbest=2"]
+    a = translate(_cfg([*common, "seed=3", f"out={tmp_path / 'A'}"]))
+    b = translate(_cfg([*common, "seed=3", f"out={tmp_path / 'B'}"]))
     assert a == b and len(a) == 2 * len(LINES)
+    assert translate(_cfg([*common, "seed=4", f"out={tmp_path / 'C'}"])) != a
 
 
 def test_attention_heatmaps_and_reference_scores(tiny_run, tmp_path, capsys):

@@ -152,16 +152,20 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert kept.tolist() == [[True, False, False, False]]
 
 
-def test_sampling_is_seeded_and_respects_top_k():
+def test_sampling_repeats_with_its_seed_differs_with_another_and_respects_top_k():
     V = 30
     model = _model(V)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    a = sample(model, b.src, b.src_lengths, b.src_mask,
-               search_options(sample=True, nbest=3, seed=7))
-    c = sample(model, b.src, b.src_lengths, b.src_mask,
-               search_options(sample=True, nbest=3, seed=7))
-    assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
+
+    def samples(seed):
+        return [[h.tokens for h in x] for x in sample(
+            model, b.src, b.src_lengths, b.src_mask, search_options(sample=True, nbest=3,
+                                                                    seed=seed))]
+
+    a = samples(7)
+    assert samples(7) == a
     assert all(len(x) == 3 for x in a)
+    assert samples(8) != a
     greedy = [h[0].tokens for h in greedy_decode(model, b.src, b.src_lengths, b.src_mask,
                                                   **LIMITS)]
     top1 = sample(model, b.src, b.src_lengths, b.src_mask,

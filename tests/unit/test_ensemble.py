@@ -91,13 +91,19 @@ def test_search_scores_are_the_ensemble_probability(beam):
         assert [h[0].tokens for h in greedy] == [h[0].tokens for h in hyps]
 
 
-def test_sampling_from_an_ensemble_is_seeded():
+def test_sampling_from_an_ensemble_repeats_with_its_seed_and_differs_with_another():
     ens = Ensemble([_model("lstm_bahdanau", 0), _model("gru_bahdanau", 1)])
     b = _batch()
-    a = sample(ens, b.src, b.src_lengths, b.src_mask, search_options(sample=True, nbest=2, seed=5))
-    c = sample(ens, b.src, b.src_lengths, b.src_mask, search_options(sample=True, nbest=2, seed=5))
-    assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
+
+    def samples(seed):
+        return [[h.tokens for h in x] for x in sample(
+            ens, b.src, b.src_lengths, b.src_mask, search_options(sample=True, nbest=2,
+                                                                  seed=seed))]
+
+    a = samples(5)
+    assert samples(5) == a
     assert len(a) == len(b) and all(len(x) == 2 for x in a)
+    assert samples(6) != a
 
 
 def test_members_must_share_the_target_vocabulary():
