@@ -103,36 +103,57 @@ def test_nbest_lists_are_sorted_by_score():
         assert len({tuple(h.tokens) for h in hyps}) == 5
 
 
-def test_max_len_is_honoured():
+def test_max_len_is_honoured_per_sentence():
+    """Each sentence's outputs hold at most 0.5 * its own source length (eos included) + 2
+    tokens; the untrained model, unconstrained, goes past every one of those limits."""
     V = 30
     model = _model(V)
-    b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
-    for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
-                            search_options(beam=3, nbest=3, max_len_a=0.5, max_len_b=2, alpha=0.6)):
-        for h in hyps:
-            assert len(h.tokens) <= int(0.5 * 8 + 2)  # longest source: 7 tokens + eos
+    srcs = _sources(V)  # 7, 2, 5, 1 and 4 tokens
+    b = collate([(i, s, None) for i, s in enumerate(srcs)])
+    limits = [int(0.5 * (len(s) + 1) + 2) for s in srcs]  # 6, 3, 5, 3, 4
+    free = beam_search(model, b.src, b.src_lengths, b.src_mask,
+                       search_options(beam=3, nbest=3, max_len_a=0, max_len_b=50, alpha=0.6))
+    assert all(len(hyps[0].tokens) > limit for hyps, limit in zip(free, limits, strict=True))
+    limited = beam_search(model, b.src, b.src_lengths, b.src_mask,
+                          search_options(beam=3, nbest=3, max_len_a=0.5, max_len_b=2, alpha=0.6))
+    for hyps, limit in zip(limited, limits, strict=True):
+        assert len(hyps) == 3 and all(len(h.tokens) <= limit for h in hyps), limit
+
+
+def _ends_at_once():
+    """A model whose unconstrained beam search ends every one of three sentences at once (the
+    empty output), and its batch."""
+    V = 8
+    return _model(V, seed=2), collate([(i, s, None) for i, s in enumerate(_sources(V, (6, 6, 6)))])
 
 
 def test_min_len_delays_eos():
-    V = 30
-    model = _model(V)
-    b = collate([(i, s, None) for i, s in enumerate(_sources(V))])
+    model, b = _ends_at_once()
+    free = beam_search(model, b.src, b.src_lengths, b.src_mask, search_options(beam=3, alpha=0.6))
+    assert [h[0].tokens for h in free] == [[], [], []]  # the control: eos comes first
     for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
                             search_options(beam=3, min_len=4, alpha=0.6)):
         assert len(hyps[0].tokens) >= 4
 
 
+def _grams(tokens: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
 def test_no_repeat_ngram_size_blocks_repeats():
     V = 8  # few words, so an unconstrained search repeats itself
-    model = _model(V, seed=2)
+    model = _model(V, seed=3)
     b = collate([(i, s, None) for i, s in enumerate(_sources(V, (6, 6, 6)))])
+    limits = {"max_len_a": 3, "max_len_b": 10, "alpha": 0.6}
+    free = [h[0].tokens for h in beam_search(model, b.src, b.src_lengths, b.src_mask,
+                                             search_options(beam=3, **limits))]
     for n in (1, 2, 3):
+        # the control: the same search without the constraint repeats an n-gram
+        assert any(len(_grams(t, n)) > len(set(_grams(t, n))) for t in free), n
         for hyps in beam_search(model, b.src, b.src_lengths, b.src_mask,
-                                search_options(beam=3, no_repeat_ngram_size=n, max_len_a=3,
-                                               max_len_b=10, alpha=0.6)):
+                                search_options(beam=3, no_repeat_ngram_size=n, **limits)):
             toks = hyps[0].tokens
-            grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
-            assert len(grams) == len(set(grams)), (n, toks)
+            assert len(toks) >= n and len(_grams(toks, n)) == len(set(_grams(toks, n))), (n, toks)
 
 
 def test_block_repeated_ngrams_unit():
