@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from seq2seq.checkpoint import load_module
+from seq2seq.data.corpus import read_lines
 from seq2seq.lengths import write_lengths
+from seq2seq.metrics import corpus_scores
 from seq2seq.models.contract import Encoder, EncoderOutput
 from seq2seq.pipeline import train
 from seq2seq.report import load_runs, table
@@ -56,7 +58,12 @@ def test_a_new_encoder_trains_decodes_and_reports_through_config_alone(tmp_path,
                          f"hydra.searchpath=[file://{conf}]", "model/encoder=bag_of_words",
                          "trainer.max_epochs=2", "test_beam=2"])
     metrics = train(cfg)
-    assert metrics["test/bleu"] >= 0 and "test/bleu_beam" in metrics
+    hyps = (run_dir / "translations" / "test.hyp.txt").read_text(encoding="utf-8").splitlines()
+    refs = read_lines(tmp_path / "test.en")
+    assert len(hyps) == len(refs) == 40
+    scores = corpus_scores(hyps, refs)  # the figures are those of the translations written
+    assert (metrics["test/bleu"], metrics["test/chrf"]) == (scores.bleu, scores.chrf)
+    assert metrics["test/chrf"] > 0 and "test/bleu_beam" in metrics
 
     results = json.loads((run_dir / "results.json").read_text())
     assert results["config"]["encoder"] == "bag_of_words"
@@ -76,4 +83,4 @@ def test_a_new_encoder_trains_decodes_and_reports_through_config_alone(tmp_path,
     beam = translate_lines(module, lines, max_tokens=MAX_TOKENS, device="cpu",
                            opts=search_options(beam=3))
     assert len(greedy) == len(beam) == 2
-    assert all(isinstance(t, str) for t in greedy + beam)
+    assert all(t.strip() for t in greedy + beam), (greedy, beam)  # every line translated
