@@ -7,8 +7,12 @@ import pytest
 import torch
 
 from experiments import ab_updates, benchmark
+from seq2seq.data.corpus import read_lines
+from seq2seq.metrics import corpus_scores
 from seq2seq.module import Seq2SeqModule
-from tests.conftest import compose_train
+from seq2seq.pipeline import fit_steps
+from seq2seq.translation import translate_lines
+from tests.conftest import MAX_TOKENS, compose_train, search_options
 from tests.integration.conftest import tiny_overrides
 
 
@@ -43,13 +47,29 @@ def test_benchmark_times_the_module_training_step_across_epochs(tmp_path, data_r
 @pytest.mark.slow
 def test_ab_updates_trains_with_the_module_then_validates(tmp_path, data_root, counted_steps,
                                                           monkeypatch, capsys):
+    """6 updates, then the figures of the whole validation set translated by the trained model
+    (greedy, as validation decodes)."""
+    trained = []
+
+    def fit_and_keep(*args, **kwargs):
+        out = fit_steps(*args, **kwargs)
+        trained.append(out[1])
+        return out
+
+    monkeypatch.setattr(ab_updates, "fit_steps", fit_and_keep)
     monkeypatch.chdir(tmp_path)
     result = ab_updates.main(["--experiment", "reference", "6",
                               *tiny_overrides(tmp_path, data_root, n=60),
                               "optim.schedule=cosine", "optim.warmup_steps=2",
                               "scheduled_sampling=linear"])
     assert len(counted_steps) == 6 and result["updates"] == 6
-    assert result["val/ppl"] > 1 and 0 <= result["val/bleu"] <= 100
+    assert result["val/ppl"] > 1
+    (module,) = trained
+    hyps = translate_lines(module.eval(), read_lines(tmp_path / "val.de"), max_tokens=MAX_TOKENS,
+                           opts=search_options(beam=1))
+    scores = corpus_scores(hyps, read_lines(tmp_path / "val.en"))
+    assert result["val/bleu"] == pytest.approx(scores.bleu, abs=1e-4)
+    assert result["val/chrf"] == pytest.approx(scores.chrf, abs=1e-4) and scores.chrf > 0
     assert "6 updates" in capsys.readouterr().out
 
 
@@ -58,8 +78,6 @@ def test_fit_steps_is_seeded_and_runs_every_update(tmp_path, data_root):
     """Two runs of one config end with the same weights (the seed fixes the initial weights,
     the batches and dropout), so A/B variants differ only by their overrides; a time limit of
     the recipe does not cut the updates short."""
-    from seq2seq.pipeline import fit_steps
-
     cfg = compose_train([*tiny_overrides(tmp_path, data_root, n=60), f"run_dir={tmp_path}",
                          "trainer.max_time=00:00:00:00"])
     _, a, _ = fit_steps(cfg, 3)

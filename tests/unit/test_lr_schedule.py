@@ -20,14 +20,51 @@ def test_cosine_reaches_min_ratio_at_total_steps():
     assert s(110) == pytest.approx(0.05) and s(10_000) == pytest.approx(0.05)
 
 
-def test_schedule_survives_state_dict_round_trip():
+def _module_scheduler(planned: int):
+    """The optimizer and LambdaLR the module configures for a cosine schedule over `planned`
+    updates."""
+    from types import SimpleNamespace
+
+    from seq2seq.module import Seq2SeqModule
+    from seq2seq.pipeline import module_config
+    from tests.conftest import compose_train
+
+    tiny = ["model.emb_size=16", "model.encoder.hidden_size=12", "model.decoder.hidden_size=20",
+            "optim.schedule=cosine", "optim.warmup_steps=5", "optim.lr=1.0", "optim.min_ratio=0.1"]
+    module = Seq2SeqModule(module_config(compose_train(tiny)), 50, 60)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=planned, max_steps=planned,
+                                      max_epochs=None, precision_plugin=None)
+    configured = module.configure_optimizers()
+    return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+
+
+def test_schedule_survives_a_checkpoint_round_trip():
+    """The module's scheduler, 7 updates in, saved as a checkpoint saves it (loaded with
+    weights_only=True) and loaded into one configured for another run length, goes on with the
+    saved schedule."""
+    import io
+
     import torch
 
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupSchedule("cosine", 5, 50, 0.1))
-    state = sched.state_dict()
-    assert state["lr_lambdas"][0]["total_steps"] == 50
+    opt, sched = _module_scheduler(planned=50)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    buffer = io.BytesIO()
+    torch.save(sched.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+
+    opt2, resumed = _module_scheduler(planned=400)
+    resumed.load_state_dict(state)
+    assert resumed.last_epoch == 7
+    for _ in range(50):
+        assert resumed.get_last_lr() == pytest.approx(sched.get_last_lr())
+        for o, s in ((opt, sched), (opt2, resumed)):
+            o.step()
+            s.step()
+    assert resumed.get_last_lr() == pytest.approx([0.1])  # min_ratio at the planned end
+    assert resumed.lr_lambdas[0].total_steps == 50
 
 
 def test_noam_schedule_is_the_notes_formula_scaled_to_peak_at_warmup():
