@@ -191,16 +191,25 @@ def test_500_requests_at_once_are_batched_or_refused_with_retry_after(server, ex
 
 
 def test_sigterm_finishes_the_requests_in_flight(ckpt):
+    """SIGTERM is sent once /health counts the request's 20 texts as waiting (received, not yet
+    answered), and the answer arrives after it, complete. The long texts take seconds to
+    decode, so most of the work is left when the signal comes."""
     proc, url = start_server([f"ckpt={ckpt}"])
-    answers = []
-    worker = threading.Thread(target=lambda: answers.append(httpx.post(
-        f"{url}/translate", json={"text": SENTENCES * 20, "beam": 8}, timeout=120)))
+    answers = []  # (response, when it arrived)
+    worker = threading.Thread(target=lambda: answers.append((httpx.post(
+        f"{url}/translate", json={"text": [" ".join(SENTENCES * 3)] * 20, "beam": 8},
+        timeout=120), time.monotonic())))
     worker.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/health", timeout=10).json()["waiting_texts"] < 20:
+        assert not answers and time.monotonic() < deadline, "the request was never in flight"
+        time.sleep(0.02)
+    signalled = time.monotonic()
     assert stop_server(proc) == 0
     worker.join(timeout=120)
-    assert answers and answers[0].status_code == 200
-    assert len(answers[0].json()["translations"]) == 60
+    assert answers and answers[0][0].status_code == 200
+    assert answers[0][1] > signalled  # still in flight when the signal came
+    assert len(answers[0][0].json()["translations"]) == 20
 
 
 def _refusal(args: list[str]) -> str:
