@@ -151,34 +151,61 @@ def test_an_unwritable_cache_folder_is_named(corpus, tok, tmp_path):
 
 
 # A preparation in its own process, each chunk slowed down (so a test can kill it half-way
-# or start a second one meanwhile); it prints the folder it mapped.
+# or start a second one meanwhile) and, given a file name, held before its first chunk until
+# that file exists; it appends "<pid> enters|leaves <time>" around its call to
+# <cache>/../events and prints the folder it mapped.
 _PREPARE = """
-import logging, sys, time
+import logging, os, sys, time
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from seq2seq.data import binarized as bz
 from seq2seq.data.corpus import ParallelFiles
 from seq2seq.data.tokenizer import SubwordTokenizer
+model, stem, cache, delay, hold = sys.argv[1:6]
 bz.CHUNK_LINES = 20
 write = bz.NpyWriter.write
 def slow(self, values):
+    while hold and not os.path.exists(hold):
+        time.sleep(0.01)
     write(self, values)
-    time.sleep(float(sys.argv[4]))
+    time.sleep(float(delay))
 bz.NpyWriter.write = slow
-tok = SubwordTokenizer(Path(sys.argv[1]).read_bytes())
-files = ParallelFiles.find(sys.argv[2] + ".de", sys.argv[2] + ".en")
-print(bz.binarized(files, tok, tok, sys.argv[3]).folder, flush=True)
+def event(what):
+    with open(Path(cache).parent / "events", "a") as f:
+        f.write(f"{os.getpid()} {what} {time.time()}\\n")
+tok = SubwordTokenizer(Path(model).read_bytes())
+files = ParallelFiles.find(stem + ".de", stem + ".en")
+event("enters")
+folder = bz.binarized(files, tok, tok, cache).folder
+event("leaves")
+print(folder, flush=True)
 """
 
 
-def _prepare(tok, corpus, cache: Path, delay: float) -> subprocess.Popen:
+def _prepare(tok, corpus, cache: Path, delay: float, hold: Path | None = None
+             ) -> subprocess.Popen:
     model = cache.parent / "tok.model"
     model.write_bytes(tok.model_proto)
     stem = str(corpus.src_files[0]).removesuffix(".de")
     return subprocess.Popen([sys.executable, "-c", _PREPARE, str(model), stem, str(cache),
-                             str(delay)], cwd=ROOT, stdout=subprocess.PIPE,
+                             str(delay), str(hold or "")], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _events(cache: Path) -> dict[tuple[int, str], float]:
+    """(pid, "enters" | "leaves") -> time, as the preparations recorded them."""
+    path = cache.parent / "events"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {(int(pid), what): float(t) for pid, what, t in (ln.split() for ln in lines)}
+
+
+def _wait_for(condition, what: str, procs, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.02)
 
 
 def test_a_killed_preparation_leaves_nothing_a_later_run_uses(corpus, tok, tmp_path):
@@ -199,13 +226,25 @@ def test_a_killed_preparation_leaves_nothing_a_later_run_uses(corpus, tok, tmp_p
 
 def test_two_runs_preparing_at_once_encode_once_and_map_the_same_result(corpus, tok,
                                                                         tmp_path):
-    cache = tmp_path / "c"
-    procs = [_prepare(tok, corpus, cache, delay=0.2) for _ in range(2)]
+    """The second run starts while the first is building (held before its first chunk until
+    the second has entered): it encodes nothing and maps the first one's result."""
+    cache, hold = tmp_path / "c", tmp_path / "go"
+    first = _prepare(tok, corpus, cache, delay=0.02, hold=hold)
+    _wait_for(lambda: list(cache.glob(".data-*.tmp")), "the first run builds", [first])
+    second = _prepare(tok, corpus, cache, delay=0.02)
+    _wait_for(lambda: (second.pid, "enters") in _events(cache), "the second run enters",
+              [first, second])
+    time.sleep(0.5)  # the second run reaches the lock
+    hold.touch()
+    procs = [first, second]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
+    t = _events(cache)
+    # the two overlapped: the second entered while the first was building
+    assert t[first.pid, "enters"] < t[second.pid, "enters"] < t[first.pid, "leaves"]
     folders = {out.strip() for out, _ in outs}
     assert len(folders) == 1
-    assert sum(err.count("binarized 200 pairs") for _, err in outs) == 1
+    assert [err.count("binarized 200 pairs") for _, err in outs] == [1, 0]  # the first encoded
     _same(bz.BinarizedSplit(Path(folders.pop())), tok, DE * 50, EN * 50)
 
 
