@@ -137,13 +137,23 @@ def test_rescoring_a_run_with_beam_one_reproduces_its_greedy_test_bleu(tiny_run,
 
 
 def test_ensemble_of_checkpoints(tiny_run, tmp_path):
-    """ckpt=[A,B]: an ensemble of a model with itself translates as the model does; a model
+    """ckpt=[A,B]: an ensemble of a model with itself translates as the model does; an ensemble
+    of two different checkpoints translates unlike either alone (both members count); a model
     with other SentencePiece models is refused, naming its file."""
-    last = tiny_run[0] / "checkpoints" / "last.ckpt"
+    checkpoints = tiny_run[0] / "checkpoints"
+    last, (best,) = checkpoints / "last.ckpt", list(checkpoints.glob("best-*.ckpt"))
     files = _files(tmp_path, tiny_run)[1:]
     single = translate(_cfg([f"ckpt={last}", *files, f"out={tmp_path / 'A'}", "beam=3"]))
     both = translate(_cfg([f"ckpt=[{last},{last}]", *files, f"out={tmp_path / 'B'}", "beam=3"]))
     assert both == single and len(both) == len(LINES)
+
+    # the tiny run's best checkpoint is its first epoch's (val BLEU does not rise above the
+    # first epoch's 0), so it holds other weights than last.ckpt
+    weights = [torch.load(p, weights_only=True)["state_dict"] for p in (best, last)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    first = translate(_cfg([f"ckpt={best}", *files, f"out={tmp_path / 'E'}", "beam=3"]))
+    pair = translate(_cfg([f"ckpt=[{last},{best}]", *files, f"out={tmp_path / 'F'}", "beam=3"]))
+    assert len(pair) == len(LINES) and pair != single and pair != first
 
     other_way = _with_direction(last, "train.en", "train.de", tmp_path / "en_de.ckpt")
     with pytest.raises(CheckpointError, match=r"en_de\.ckpt translates train\.en -> train\.de, "
