@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from seq2seq.data.batch import collate
@@ -42,6 +42,8 @@ def test_collate_pads_right_and_masks_exactly_the_real_tokens(pairs):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=300),
        st.integers(60, 400), st.integers(1, 4), st.integers(0, 3))
+@example([(1, 1)], 60, 2, 0)  # more devices than examples: refused
+@example([(1, 1)] * 3, 60, 2, 0)  # one batch of three, halved to give each of two ranks one
 def test_sampler_ranks_share_every_epoch_exactly_once_within_budget(pairs, budget, world, epoch):
     src, tgt = zip(*pairs, strict=True)
     views = [BucketBatchSampler(src, tgt, max_tokens=budget, seed=7, num_replicas=world, rank=r)
