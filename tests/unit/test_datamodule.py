@@ -101,13 +101,17 @@ def test_a_training_pattern_matching_nothing_fails_when_the_direction_is_recorde
         dm.description()
 
 
-def test_the_readme_command_scores_every_multi30k_test_set(data_root):
+def test_the_readme_command_finds_the_files_of_every_multi30k_test_set(data_root):
+    """data.test_sets lists the sets and the datamodule names each one's source and reference
+    files (tests/integration/test_test_sets.py scores them)."""
     sets = ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"]
     dm = datamodule("experiment=multi30k_quick", f"data.test_sets=[{','.join(sets)}]",
                     f"data.root={data_root}")
     assert dm.test_sets == sets
-    assert dm.files["test"]["src"].endswith("multi30k/test_2016_flickr.de.gz")
-    assert dm.files["test_2018_flickr"]["tgt"].endswith("multi30k/test_2018_flickr.en.gz")
+    for i, name in enumerate(sets):  # the first set is the "test" split
+        files = dm.files["test" if i == 0 else name]
+        assert files["src"].endswith(f"multi30k/{name}.de.gz"), name
+        assert files["tgt"].endswith(f"multi30k/{name}.en.gz"), name
     assert datamodule(f"data.root={data_root}").test_sets == ["test_2016_flickr"]
 
 
