@@ -5,19 +5,24 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
 import lightning as L
+import torch
 import torch.distributed as dist
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.atomic import atomic_write_bytes
 from seq2seq.callbacks.schedule_to_time import ScheduleToTime
 from seq2seq.checkpoint import StreamingCheckpointIO
 from seq2seq.data.errors import DataError
+from seq2seq.decoding.options import DecodeOptions
+from seq2seq.lr_schedule import WarmupSchedule
 from seq2seq.metrics import metric_prefixes, test_set_metrics
 from seq2seq.module import CONFIG_KEYS, Seq2SeqModule
 from seq2seq.precision import (
@@ -136,9 +141,70 @@ def _refuse_renamed(cfg: DictConfig) -> None:
             raise DataError(f"{old} is now {new}")
 
 
+# Adam's words for its options, and the optim keys they are
+_ADAM = {"learning rate": "lr", "epsilon": "eps", "beta parameter": "betas",
+         "weight_decay": "weight_decay"}
+
+
+def _check_training_options(config: dict) -> None:
+    """The optimizer, schedule and loss options of a module config (DataError naming one)."""
+    o = config["optim"]
+    try:
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=o["lr"],
+                         betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"])
+        if o["schedule"] != "plateau":
+            WarmupSchedule(o["schedule"], o["warmup_steps"], 1, o["min_ratio"])
+    except (ValueError, TypeError) as e:
+        key = next((k for words, k in _ADAM.items() if words in str(e)), None)
+        raise DataError(f"optim.{key}={o[key]}: {e}" if key else str(e)) from None
+    DecodeOptions.from_dict(config["decode"])
+    smoothing = config["loss"]["label_smoothing"]
+    if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
+        raise DataError(f"loss.label_smoothing={smoothing!r}: give a probability from 0 to "
+                        "below 1")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every option of a train config checked before any work, so that a mistake costs a second
+    and writes nothing: the data options (the datamodule is built, no file is read), the model
+    (built on the meta device: no memory, no weights), the module's sections, the callbacks, the
+    precision and the Trainer's own options. Raises DataError (PrecisionError) naming the
+    option."""
+    _refuse_renamed(cfg)
+    for key in ("run_dir", "data.cache_dir"):
+        path = OmegaConf.select(cfg, key)
+        if path is not None and Path(str(path)).exists() and not Path(str(path)).is_dir():
+            raise DataError(f"{key}={path}: a file is there; name a folder, or move the file")
+    build_datamodule(cfg)
+    vocab = int(cfg.data.get("vocab_size") or 8000)  # the sizes are the tokenizers' later
+    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+              else cfg[k] for k in CONFIG_KEYS}
+    try:
+        with torch.device("meta"):
+            module = Seq2SeqModule(config, vocab, vocab)
+    except (ValueError, TypeError) as e:
+        raise DataError(str(e)) from None
+    _check_training_options(config)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    accelerator = cfg.trainer.accelerator
+    check_precision(resolve_precision(cfg.trainer.precision, accelerator, module), accelerator,
+                    module)
+    quiet = logging.getLogger("lightning.pytorch")
+    level, quiet.level = quiet.level, logging.WARNING  # its device lines come with the run
+    try:
+        build_trainer(cfg, callbacks, [])
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        named = [f"trainer.{k}={v}" for k, v in cfg.trainer.items()
+                 if re.search(rf"\b{re.escape(k)}\b", text)]
+        raise DataError(f"{', '.join(named) or 'trainer'}: {text}") from None
+    finally:
+        quiet.setLevel(level)
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit a model as configured, then score it on the test split. Returns the final metrics."""
-    _refuse_renamed(cfg)
+    check_config(cfg)
     start = time.perf_counter()
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -57,4 +57,38 @@ class DecodeOptions:
         if missing:
             raise DecodeConfigError(f"{where}.{missing[0]} is missing (see the decode section of "
                              "conf/train.yaml)")
+        for key, value in d.items():
+            check_option(key, value, where)
         return cls(**d)
+
+
+# what each search option may be: (type, lowest value, whether the lowest is allowed, highest)
+RANGES = {"beam": (int, 1, True, None), "alpha": (float, 0, True, None),
+          "coverage": (float, 0, True, None), "no_repeat_ngram_size": (int, 0, True, None),
+          "min_len": (int, 0, True, None), "max_len_a": (float, 0, True, None),
+          "max_len_b": (int, 0, True, None), "nbest": (int, 1, True, None),
+          "sample": (bool, None, True, None), "temperature": (float, 0, False, None),
+          "top_k": (int, 0, True, None), "top_p": (float, 0, False, 1), "seed": (int, None, True,
+                                                                                None)}
+
+
+def check_option(key: str, value, where: str = "decode") -> None:
+    """Raise DecodeConfigError naming `where.key=value` (`key=value` with no `where`) when a search option has the wrong type
+    or is out of its range (RANGES); seed may be null."""
+    kind, low, low_ok, high = RANGES[key]
+    name = f"{where}.{key}" if where else key
+    if value is None and key == "seed":
+        return
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    what = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+    if ok and low is not None and (value < low or (value == low and not low_ok)):
+        ok, what = False, f"{what} {'>=' if low_ok else '>'} {low}"
+    if ok and high is not None and value > high:
+        ok, what = False, f"{what} <= {high}"
+    if not ok:
+        raise DecodeConfigError(f"{name}={value!r}: give {what}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 from typing import Any
 
 import torch
@@ -45,6 +47,47 @@ def locate(target: str, part: str = "encoder") -> Any:
 
 def _kwargs(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k != "_target_"}
+
+
+def _check_ranges(part: str, options: dict) -> None:
+    """The options every part shares by name: sizes and counts (`*_size`, `num_*`) are whole
+    numbers of at least 1, dropouts are probabilities below 1."""
+    for key, value in options.items():
+        if key.endswith("_size") or key.startswith("num_"):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"model.{part}.{key}={value!r}: give a whole number of at "
+                                 "least 1")
+        elif "dropout" in key and not (isinstance(value, (int, float))
+                                       and not isinstance(value, bool) and 0 <= value < 1):
+            raise ValueError(f"model.{part}.{key}={value!r}: give a probability from 0 to "
+                             "below 1")
+
+
+def _build(part: str, cls: type, cfg: dict, **wired) -> nn.Module:
+    """cls(**wired, **options of cfg); a constructor that refuses its options raises a
+    ValueError naming them as config keys: model.<part>.<key>=<value>."""
+    options = _kwargs(cfg)
+    _check_ranges(part, options)
+    try:
+        return cls(**wired, **options)
+    except TypeError as e:
+        text = str(e)
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", text)
+        if unknown:
+            known = [k for k in inspect.signature(cls).parameters if k not in wired]
+            raise ValueError(f"model.{part}.{unknown[1]}: not an option of {cls.__name__} "
+                             f"(its options: {', '.join(known)})") from None
+        missing = re.search(r"missing \d+ required keyword-only arguments?: '(\w+)'", text)
+        if missing:
+            raise ValueError(f"model.{part}.{missing[1]} is missing: {cls.__name__} needs it "
+                             "(set it in the part's config file or on the command line)") from None
+        raise
+    except (ValueError, RuntimeError) as e:
+        named = [f"model.{part}.{k}={v}" for k, v in options.items()
+                 if re.search(rf"\b{re.escape(k)}\b", str(e))]
+        where = ", ".join(named) if named else f"model.{part} ({cls.__name__})"
+        raise ValueError(f"{where}: {e}") from None
 
 
 class Seq2Seq(nn.Module):
@@ -100,25 +143,24 @@ def build_seq2seq(cfg: dict, src_vocab_size: int, tgt_vocab_size: int,
     """
     enc_cfg, dec_cfg = dict(cfg["encoder"]), dict(cfg["decoder"])
     att_cfg = dict(cfg["attention"]) if cfg.get("attention") else None
-    encoder = locate(enc_cfg["_target_"], "encoder")(
-        vocab_size=src_vocab_size, emb_size=cfg["emb_size"], pad_id=pad_id, **_kwargs(enc_cfg))
+    encoder = _build("encoder", locate(enc_cfg["_target_"], "encoder"), enc_cfg,
+                     vocab_size=src_vocab_size, emb_size=cfg["emb_size"], pad_id=pad_id)
     decoder_cls = locate(dec_cfg["_target_"], "decoder")
     wired = {}
     if decoder_cls.uses_attention:
         if att_cfg is None:
             raise ValueError(f"{dec_cfg['_target_']} needs an attention: choose one with "
                              "model/attention=<name> (none for no attention)")
-        wired["attention"] = locate(att_cfg["_target_"], "attention")(
-            query_size=dec_cfg["hidden_size"], value_size=encoder.output_size,
-            **_kwargs(att_cfg))
+        wired["attention"] = _build("attention", locate(att_cfg["_target_"], "attention"),
+                                    att_cfg, query_size=dec_cfg["hidden_size"],
+                                    value_size=encoder.output_size)
     elif att_cfg is not None:
         raise ValueError(f"{dec_cfg['_target_']} has its own attention, so model.attention "
                          "must be empty: add `~model/attention` (or model/attention=null) to "
                          "the command, or use a preset that leaves it out")
-    decoder = decoder_cls(vocab_size=tgt_vocab_size, emb_size=cfg["emb_size"],
-                          encoder_size=encoder.output_size,
-                          tie_embeddings=cfg["tie_embeddings"], pad_id=pad_id,
-                          **wired, **_kwargs(dec_cfg))
+    decoder = _build("decoder", decoder_cls, dec_cfg, vocab_size=tgt_vocab_size,
+                     emb_size=cfg["emb_size"], encoder_size=encoder.output_size,
+                     tie_embeddings=cfg["tie_embeddings"], pad_id=pad_id, **wired)
     model = Seq2Seq(encoder, decoder)
     if cfg.get("share_all_embeddings", False):
         share_all_embeddings(model)
