@@ -142,8 +142,10 @@ def _check_value_types(config_dir: str, config_name: str, overrides: list[str],
         return
     base = compose(config_name, overrides=[o.input_line for o in parsed if o not in values])
     for o in values:
-        default = OmegaConf.select(base, o.key_or_group, default=None)
-        value = OmegaConf.select(cfg, o.key_or_group, default=None)
+        default = OmegaConf.select(base, o.key_or_group, default=None,
+                                   throw_on_resolution_failure=False)
+        value = OmegaConf.select(cfg, o.key_or_group, default=None,
+                                 throw_on_resolution_failure=False)
         kind = type(default)
         if kind in (bool, int, float) and value is not None and not (
                 type(value) is kind or kind is float and type(value) is int):

@@ -50,12 +50,13 @@ def corpora(cfg: DictConfig, way: tuple[str, str] | None) -> dict[str, tuple[Pat
                             "their reference translations, one sentence a line")
         sets = {Path(cfg.src).name.split(".")[0] or "corpus": (Path(cfg.src), Path(cfg.ref))}
     else:
+        names = list(cfg.test_sets or [])
+        check_test_sets(names, (), "test_sets")
         if way is None or not set(way) <= set(LANGUAGES):
             trained = f"was trained on {way[0]} -> {way[1]}" if way else "records no languages"
             raise DataError(f"ckpt={_paths(cfg.ckpt)[0]}: the model {trained}, not a pair of "
                             "Multi30k languages; score it on your files with src=FILE ref=FILE")
-        names = list(cfg.test_sets or [])
-        check_test_sets(names, way)
+        check_test_sets(names, way, "test_sets")
         sets = {n: (split_path(cfg.data_root, n, way[0]), split_path(cfg.data_root, n, way[1]))
                 for n in names}
     for src, ref in sets.values():

@@ -185,6 +185,9 @@ def check_config(cfg: DictConfig) -> None:
     except (ValueError, TypeError) as e:
         raise DataError(str(e)) from None
     _check_training_options(config)
+    max_time = cfg.trainer.get("max_time")
+    if isinstance(max_time, str) and not re.fullmatch(r"\d+:\d\d:\d\d:\d\d", max_time):
+        raise DataError(f"trainer.max_time={max_time}: give DD:HH:MM:SS, e.g. 00:00:20:00")
     callbacks = _instantiate_all(cfg.get("callbacks"))
     accelerator = cfg.trainer.accelerator
     check_precision(resolve_precision(cfg.trainer.precision, accelerator, module), accelerator,

@@ -62,22 +62,23 @@ def check_language(lang: str, option: str) -> None:
         )
 
 
-def check_test_sets(names: list[str], langs: tuple[str, ...]) -> None:
-    """`names` (data.test_sets) must be known test sets, each with text in every one of
+def check_test_sets(names: list[str], langs: tuple[str, ...],
+                    option: str = "data.test_sets") -> None:
+    """`names` (the option `option`) must be known test sets, each with text in every one of
     `langs`, none named twice, at least one."""
     choices = "; ".join(f"{n} ({', '.join(ls)})" for n, ls in TEST_SETS.items())
     if not names:
-        raise DataError(f"data.test_sets is empty; name at least one of: {choices}")
+        raise DataError(f"{option} is empty; name at least one of: {choices}")
     for name in names:
         if name not in TEST_SETS:
-            raise DataError(f"data.test_sets: {name!r} is not a Multi30k task 1 test set; "
+            raise DataError(f"{option}: {name!r} is not a Multi30k task 1 test set; "
                             f"choose from: {choices}")
         missing = [lang for lang in langs if lang not in TEST_SETS[name]]
         if missing:
-            raise DataError(f"data.test_sets: {name} has no {missing[0]} text; the test sets "
+            raise DataError(f"{option}: {name} has no {missing[0]} text; the test sets "
                             f"and their languages: {choices}")
     if len(set(names)) < len(names):
-        raise DataError(f"data.test_sets names a test set twice: {', '.join(names)}")
+        raise DataError(f"{option} names a test set twice: {', '.join(names)}")
 
 
 def split_path(root: str | Path, split: str, lang: str) -> Path:

@@ -113,4 +113,4 @@ def test_evaluate_py_as_written(multi30k_run, tmp_path):
     bad = subprocess.run([sys.executable, "evaluate.py", f"ckpt={ckpt}", "test_sets=[nope]"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2
-    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: data.test_sets")
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: test_sets: ")
