@@ -29,6 +29,15 @@ def search_options(**overrides):
 
 torch.set_num_threads(1)
 
+# fixtures that train a model: a test using one trains, so `make test-fast` skips it
+TRAINING_FIXTURES = {"tiny_run", "tiny_training", "trained", "multi30k_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
@@ -49,6 +50,7 @@ hidden_size: 24          # output size
 """
 
 
+@pytest.mark.slow
 def test_a_new_encoder_trains_decodes_and_reports_through_config_alone(tmp_path, data_root):
     conf = tmp_path / "conf"
     (conf / "model" / "encoder").mkdir(parents=True)

@@ -66,6 +66,7 @@ def test_offline_wandb_run_holds_metrics_and_heatmaps(tmp_path, data_root, monke
     assert b"val/bleu" in logged and b"train/loss" in logged
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_bleu_stopped_rising(tmp_path, data_root):
     run_dir = tmp_path / "run"
     # lr 0: the weights never change, so val/bleu never improves after the first validation

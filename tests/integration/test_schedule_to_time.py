@@ -183,6 +183,7 @@ def test_the_plan_training_stopped_at_is_the_one_kept(tmp_path, data_root):
     assert fitter.plan["end"] == 91
 
 
+@pytest.mark.slow
 def test_train_records_the_plan_and_a_budget_that_fits_changes_nothing(tmp_path, data_root):
     """callbacks=schedule_to_time through train(): with an hour for a few seconds of training
     the schedule keeps the trainer's end, and results.json says so."""

@@ -45,6 +45,7 @@ def server(tmp_path):
     httpd.shutdown()
 
 
+@pytest.mark.slow
 def test_every_test_set_gets_its_metrics_translations_results_and_report_column(
         tmp_path, data_root, server, monkeypatch):
     url, served = server

@@ -54,6 +54,7 @@ def test_adam_is_fused_and_clips_in_float32_and_in_bf16_on_a_cpu(tmp_path, data_
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
+@pytest.mark.slow
 def test_bf16_casts_the_weights_once_per_step_and_reports_its_precision(tmp_path, data_root,
                                                                          monkeypatch):
     calls = count_casts(monkeypatch, "seq2seq.precision.cast_weights")
@@ -68,6 +69,7 @@ def test_bf16_casts_the_weights_once_per_step_and_reports_its_precision(tmp_path
     assert set(results["precision"]["cpu"]) == {"capability", "avx512_bf16", "amx_bf16"}
 
 
+@pytest.mark.slow
 def test_auto_precision_is_resolved_and_recorded(tmp_path, data_root):
     run_dir = tmp_path / "run"
     train(compose_train([*tiny_overrides(tmp_path, data_root), f"run_dir={run_dir}",

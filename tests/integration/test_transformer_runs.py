@@ -62,6 +62,7 @@ def test_transformer_trains_round_trips_and_translates_with_heatmaps(tmp_path, d
                                                                        "00002.png"]
 
 
+@pytest.mark.slow
 def test_a_transformer_encoder_under_a_gru_decoder_by_parts(tmp_path, data_root):
     """`python train.py model/encoder=transformer model/decoder=gru model/attention=bahdanau`,
     cut to 3 updates."""

@@ -89,6 +89,7 @@ def test_epoch_limit_note_names_both_options_only_when_epochs_cut_the_steps():
     assert epoch_limit_note(None, 4110, 30) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_steps, planned, warned", [(4800, 4110, True), (4200, 4200, False)])
 def test_configure_optimizers_warns_when_epochs_end_training_first(caplog, max_steps, planned,
                                                                    warned):

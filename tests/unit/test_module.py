@@ -166,6 +166,7 @@ def test_each_test_set_is_scored_on_its_own_and_the_first_is_the_headline():
         assert logged[f"test/b/{figure}"] != logged[f"test/{figure}"]
 
 
+@pytest.mark.slow
 def test_the_run_clock_carries_over_a_resume():
     """val/minutes counts from the start of training across resumes: a checkpoint holds the
     seconds so far, once, and a module restored from it starts its clock there."""
