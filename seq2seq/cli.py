@@ -9,6 +9,7 @@ This module imports no torch: serve.py model=DIR runs on the torch-free runtime.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import sys
@@ -195,6 +196,12 @@ def _remove_unstarted_run_dir() -> None:
     if (out / ".hydra").stat().st_mtime < START:
         return  # there before this process
     if {p.name for p in out.iterdir()} <= {".hydra", f"{hc.job.name}.log"}:
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+            for handler in list(getattr(logger, "handlers", [])):  # Hydra's log file in it
+                if isinstance(handler, logging.FileHandler) and Path(
+                        handler.baseFilename).resolve().is_relative_to(out):
+                    handler.close()
+                    logger.removeHandler(handler)
         shutil.rmtree(out, ignore_errors=True)
         for parent in out.parents:
             if parent == cwd or not parent.is_dir() or any(parent.iterdir()):

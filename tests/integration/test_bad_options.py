@@ -5,6 +5,7 @@ An option added later joins the table."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,11 @@ def place(tmp_path, monkeypatch, data_root):
     monkeypatch.setenv("SEQ2SEQ_DATA_DIR", str(data_root))
     monkeypatch.setenv("SEQ2SEQ_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "offline")
-    return tmp_path
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # Hydra configures logging in-process
+    yield tmp_path
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.mark.parametrize(("command", "args", "named"), TABLE,
