@@ -20,14 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.models.contract import (
-    Decoder,
-    DecoderState,
-    Encoder,
-    EncoderOutput,
-    StateTensor,
-    check_shape,
-)
+from seq2seq.models import contract
+from seq2seq.models.contract import Decoder, DecoderState, Encoder, EncoderOutput, StateTensor
 
 
 def sinusoids(start: int, length: int, size: int, device=None) -> torch.Tensor:
@@ -192,7 +186,7 @@ class TransformerEncoder(Encoder):
         """src: [B, S] long; src_lengths: [B] long (unused: the mask says it); src_mask: [B, S]
         bool, True = real token -> EncoderOutput(states [B, S, H] zero at padding, summary
         None)."""
-        check_shape("src_mask", src_mask, tuple(src.shape))
+        contract.check_shape("src_mask", src_mask, tuple(src.shape))
         x = self.embed(src)  # [B, S, H]
         mask = src_mask[:, None, :]  # [B, 1, S]
         for layer in self.layers:
@@ -317,7 +311,7 @@ class TransformerDecoder(Decoder):
         """The state before the first target token: every layer's cross-attention keys and
         values of the encoder states, and empty self-attention caches."""
         B, S = enc.states.shape[:2]
-        check_shape("src_mask", src_mask, (B, S))
+        contract.check_shape("src_mask", src_mask, (B, S))
         memory = enc.states if self.memory_proj is None else self.memory_proj(enc.states)
         mem = [layer.cross_attn.project_kv(memory) for layer in self.layers]
         empty = memory.new_zeros(B, self.num_heads, 0, self.hidden_size // self.num_heads)
