@@ -33,7 +33,7 @@ train: $(STAMP)  ## train the default model (LSTM + Bahdanau, Multi30k de->en); 
 test: $(STAMP)  ## run every test (what CI runs)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(ARGS)
 
-test-fast: $(STAMP)  ## skip the tests marked slow
+test-fast: $(STAMP)  ## skip the tests marked slow: every test that trains (about 4 min on 2 cores)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(ARGS)
 
 bench: $(STAMP)  ## speed benchmark, float32 then bf16 where the hardware has it (ARGS=--quick; ARGS="--precision P": P only)
