@@ -59,7 +59,7 @@ def _one_line(e: BaseException) -> str:
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and "not in struct" in str(
             cause):
         key = getattr(cause, "full_key", None) or str(cause)
-        return (f"{key}: no such option (`--help` lists them; a new key is written +{key}=...)")
+        return f"{key}: no such option (`--help` lists them; a new key is written +{key}=...)"
     lines = []
     for part in (e, cause):
         for line in str(part or "").splitlines():
@@ -113,11 +113,11 @@ def check_command_line(config_dir: str, config_name: str, args: list[str]) -> No
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir, version_base="1.3"):
-            defaults = compose(config_name)
+            defaults = compose(config_name) if config_dir == TOOLS else None
             for variant in _variants(overrides, multirun):
                 cfg = compose(config_name, overrides=variant, return_hydra_config=True)
                 _check_value_types(config_dir, config_name, variant, cfg)
-                if config_dir == TOOLS:
+                if defaults is not None:
                     _check_tool_options(config_name, cfg, defaults)
                 elif not multirun:
                     run = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
