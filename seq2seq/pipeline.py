@@ -40,12 +40,18 @@ from seq2seq.translation import beam_test_scores
 
 log = logging.getLogger(__name__)
 
+
+def _sections(cfg: DictConfig) -> dict:
+    """The LightningModule's sections of the train config (CONFIG_KEYS), as plain data."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+            else cfg[k] for k in CONFIG_KEYS}
+
+
 def module_config(cfg: DictConfig, datamodule=None) -> dict:
     """The plain-data part of the config the LightningModule (and its checkpoints) keep: its
     sections of the train config, what it is trained on (the datamodule's `description`) and
     what produced it (seq2seq/provenance.py)."""
-    out = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-           else cfg[k] for k in CONFIG_KEYS}
+    out = _sections(cfg)
     if datamodule is not None:
         out["data"] = datamodule.description()
     return {**out, "provenance": provenance()}
@@ -177,8 +183,7 @@ def check_config(cfg: DictConfig) -> None:
             raise DataError(f"{key}={path}: a file is there; name a folder, or move the file")
     build_datamodule(cfg)
     vocab = int(cfg.data.get("vocab_size") or 8000)  # the sizes are the tokenizers' later
-    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-              else cfg[k] for k in CONFIG_KEYS}
+    config = _sections(cfg)
     try:
         with torch.device("meta"):
             module = Seq2SeqModule(config, vocab, vocab)
@@ -193,7 +198,8 @@ def check_config(cfg: DictConfig) -> None:
     check_precision(resolve_precision(cfg.trainer.precision, accelerator, module), accelerator,
                     module)
     quiet = logging.getLogger("lightning.pytorch")
-    level, quiet.level = quiet.level, logging.WARNING  # its device lines come with the run
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # its device lines come with the run
     try:
         build_trainer(cfg, callbacks, [])
     except (ValueError, TypeError, MisconfigurationException) as e:
