@@ -92,10 +92,9 @@ class StepGraph(nn.Module):
     """prev [B], *state -> log_probs [B, V] float32, attention [B, S] float32, *the state
     tensors that are not static: one `decoder.step()`."""
 
-    def __init__(self, model: Seq2Seq, layout: list[dict]):
+    def __init__(self, model: Seq2Seq, layout: list[dict], state_type: type[DecoderState]):
         super().__init__()
-        self.decoder, self.layout = model.decoder, layout
-        self.state_type = type(_initial_state(model))
+        self.decoder, self.layout, self.state_type = model.decoder, layout, state_type
 
     def forward(self, prev, *state):
         logits, new, attention = self.decoder.step(
@@ -203,7 +202,8 @@ def export_graphs(model: Seq2Seq, src_vocab: int, opset: int = 17) -> tuple[byte
     step_axes = {"prev": {0: "B"}, "log_probs": {0: "B"}, "attention": {0: "B", 1: "S"},
                  **_dynamic_axes(layout), **_dynamic_axes(
                      [e for e in layout if not e["static"]], prefix="next_")}
-    step = _onnx_bytes(StepGraph(model, layout), (torch.full((3,), BOS_ID), *flatten(state)),
+    step = _onnx_bytes(StepGraph(model, layout, type(state)),
+                       (torch.full((3,), BOS_ID), *flatten(state)),
                        ["prev", *names], ["log_probs", "attention",
                                           *(f"next_{n}" for n in changed)], step_axes, opset)
     return share_transposed(encoder), share_transposed(step), layout
